@@ -1,0 +1,227 @@
+/**
+ * A DeviceClient reads one device on a Bus through its definition, and keeps its health:
+ * per-device counters, online/offline after `offlineAfter` misses, exponential backoff while offline.
+ */
+import { EventEmitter } from 'node:events';
+import type { Bus } from './bus.js';
+import { planReads, decodeBlocks, type ReadBlock } from './devices/registers.js';
+import type { DeviceDefinition, FrameDeviceDefinition, ModbusDeviceDefinition, Values } from './devices/types.js';
+import { channelMetric } from './devices/helpers.js';
+import { DriverError, isDriverError, type DriverErrorCode } from './errors.js';
+import type { Exchange } from './line.js';
+
+export interface DeviceCounters {
+  requests: number;
+  ok: number;
+  timeouts: number;
+  crcErrors: number;
+  exceptions: number;
+  shortFrames: number;
+  garbage: number;
+  closed: number;
+  other: number;
+  lastError: { code: DriverErrorCode; message: string; at: string } | null;
+  lastRttMs: number | null;
+}
+
+export type DeviceStatus = 'unknown' | 'online' | 'offline';
+
+export interface DeviceClientOptions {
+  id: string;
+  unit?: number;
+  pollMs?: number;
+  offlineAfter?: number;
+  timeoutMs?: number;
+  /** Ceiling of the poll backoff while offline. */
+  maxBackoffMs?: number;
+}
+
+const COUNTER_OF: Partial<Record<DriverErrorCode, keyof DeviceCounters>> = {
+  timeout: 'timeouts',
+  crc: 'crcErrors',
+  exception: 'exceptions',
+  short_frame: 'shortFrames',
+  garbage: 'garbage',
+  bad_response: 'garbage',
+  closed: 'closed',
+};
+
+export class DeviceClient extends EventEmitter {
+  readonly id: string;
+  readonly unit: number;
+  readonly pollMs: number;
+  readonly offlineAfter: number;
+  readonly counters: DeviceCounters = {
+    requests: 0,
+    ok: 0,
+    timeouts: 0,
+    crcErrors: 0,
+    exceptions: 0,
+    shortFrames: 0,
+    garbage: 0,
+    closed: 0,
+    other: 0,
+    lastError: null,
+    lastRttMs: null,
+  };
+  status: DeviceStatus = 'unknown';
+  private misses = 0;
+  private readonly blocks: ReadBlock[];
+  private initializedForOpen = -1;
+
+  constructor(
+    readonly bus: Bus,
+    readonly definition: DeviceDefinition,
+    private readonly opts: DeviceClientOptions,
+  ) {
+    super();
+    this.id = opts.id;
+    this.unit = opts.unit ?? definition.defaults.unit ?? 1;
+    this.pollMs = opts.pollMs ?? 1000;
+    this.offlineAfter = opts.offlineAfter ?? 3;
+    this.blocks = definition.kind === 'modbus' ? planReads(definition.registers) : [];
+  }
+
+  /** Delay before the next poll: `pollMs` while online, doubling per miss while offline, up to 60 s. */
+  nextDelayMs(): number {
+    if (this.status !== 'offline') return this.pollMs;
+    const k = this.misses - this.offlineAfter;
+    return Math.min(this.pollMs * 2 ** Math.max(1, k + 1), this.opts.maxBackoffMs ?? 60_000);
+  }
+
+  get consecutiveMisses(): number {
+    return this.misses;
+  }
+
+  private get ctx() {
+    return { device: this.id, unit: this.unit };
+  }
+
+  /** One counted request. */
+  private async counted<T>(op: () => Promise<T>): Promise<T> {
+    this.counters.requests++;
+    const t0 = performance.now();
+    try {
+      const r = await op();
+      this.counters.ok++;
+      this.counters.lastRttMs = Math.round((performance.now() - t0) * 100) / 100;
+      return r;
+    } catch (e) {
+      const err = isDriverError(e) ? e : new DriverError('closed', String(e), this.ctx);
+      const key = COUNTER_OF[err.code] ?? 'other';
+      (this.counters[key] as number)++;
+      const prev = this.counters.lastError?.code;
+      this.counters.lastError = { code: err.code, message: err.message, at: new Date().toISOString() };
+      if (prev !== err.code) this.emit('error-change', err); // logged once per change, not per repeat
+      throw err;
+    }
+  }
+
+  private markSuccess(): void {
+    this.misses = 0;
+    if (this.counters.lastError) {
+      this.counters.lastError = null;
+      this.emit('error-change', null);
+    }
+    if (this.status !== 'online') {
+      this.status = 'online';
+      this.emit('status', 'online');
+    }
+  }
+
+  private markMiss(): void {
+    this.misses++;
+    if (this.misses >= this.offlineAfter && this.status !== 'offline') {
+      this.status = 'offline';
+      this.emit('status', 'offline');
+    }
+  }
+
+  /** Read every metric (and channel) of the device once. */
+  async read(): Promise<Values> {
+    try {
+      const values = this.definition.kind === 'modbus' ? await this.readModbus(this.definition) : await this.readFrame(this.definition);
+      this.markSuccess();
+      return values;
+    } catch (e) {
+      this.markMiss();
+      throw e;
+    }
+  }
+
+  private async readModbus(def: ModbusDeviceDefinition): Promise<Values> {
+    const t = this.opts.timeoutMs;
+    const results: { block: ReadBlock; words: number[] }[] = [];
+    for (const block of this.blocks) {
+      const r = await this.counted(() => this.bus.modbus(this.unit, { fn: block.fn, address: block.address, count: block.count }, t, this.ctx));
+      if (r.fn !== 3 && r.fn !== 4) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
+      results.push({ block, words: r.registers });
+    }
+    const values = decodeBlocks(def.registers, results);
+    for (const bank of [def.coils, def.discreteInputs]) {
+      if (!bank) continue;
+      const r = await this.counted(() => this.bus.modbus(this.unit, { fn: bank.fn, address: bank.address, count: bank.count }, t, this.ctx));
+      if (r.fn !== 1 && r.fn !== 2) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
+      r.bits.forEach((b, i) => (values[channelMetric(i + 1)] = b ? 1 : 0));
+    }
+    return values;
+  }
+
+  private async readFrame(def: FrameDeviceDefinition): Promise<Values> {
+    const opens = this.bus.line.counters.opens;
+    if (this.initializedForOpen !== opens) {
+      for (const cmd of def.initCommands) await this.bus.exchange(settleExchange(cmd, 150)).catch(() => undefined);
+      this.initializedForOpen = opens;
+    }
+    const timeoutMs = this.opts.timeoutMs ?? this.bus.timeoutMs;
+    return this.counted(() => this.bus.exchange(frameExchange(def, timeoutMs, { bus: this.bus.id, ...this.ctx })));
+  }
+
+  /** Switch relay channel `channel` (from 1) and return the state the device confirms. */
+  async writeChannel(channel: number, on: boolean): Promise<boolean> {
+    const def = this.definition;
+    if (def.kind !== 'modbus' || !def.coils?.writable)
+      throw new DriverError('invalid_argument', `${def.name} has no relay outputs`, this.ctx);
+    if (!Number.isInteger(channel) || channel < 1 || channel > def.coils.count)
+      throw new DriverError('invalid_argument', `channel must be 1..${def.coils.count}, got ${channel}`, this.ctx);
+    const address = def.coils.address + channel - 1;
+    const r = await this.counted(() => this.bus.modbus(this.unit, { fn: 5, address, value: on }, this.opts.timeoutMs, this.ctx));
+    if (r.fn !== 5) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
+    return r.value;
+  }
+
+  /** Read back the state of every relay or input channel: index 0 is channel 1. */
+  async readChannels(): Promise<boolean[]> {
+    const def = this.definition;
+    const bank = def.kind === 'modbus' ? def.coils ?? def.discreteInputs : undefined;
+    if (!bank) throw new DriverError('invalid_argument', `${def.name} has no channels`, this.ctx);
+    const r = await this.counted(() => this.bus.modbus(this.unit, { fn: bank.fn, address: bank.address, count: bank.count }, this.opts.timeoutMs, this.ctx));
+    if (r.fn !== 1 && r.fn !== 2) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
+    return r.bits;
+  }
+}
+
+/** Send a command and take whatever comes back within `ms` (mode switches, whose replies vary by firmware). */
+function settleExchange(cmd: Buffer, ms: number): Exchange<void> {
+  return { tx: cmd, timeoutMs: ms, parse: () => undefined, onTimeout: () => new DriverError('timeout', 'settled') };
+}
+
+export function frameExchange(def: FrameDeviceDefinition, timeoutMs: number, ctx: Record<string, unknown>): Exchange<Values> {
+  return {
+    tx: def.pollCommand,
+    timeoutMs,
+    parse(rx) {
+      const f = def.findFrame(rx);
+      if (f === 'need') return undefined;
+      if ('bad' in f) return { fail: new DriverError('crc', `${def.name} frame with a wrong checksum`, ctx) };
+      return { done: def.decode(rx.subarray(f.offset, f.offset + def.frameLength)) };
+    },
+    onTimeout(rx) {
+      if (rx.length === 0) return new DriverError('timeout', `no frame from ${def.name} in ${timeoutMs} ms`, ctx);
+      const head = def.encode({})[0];
+      if (rx[0] === head && rx.length < def.frameLength)
+        return new DriverError('short_frame', `incomplete ${def.name} frame (${rx.length} of ${def.frameLength} bytes)`, ctx);
+      return new DriverError('garbage', `${rx.length} bytes from ${def.name} that are no frame`, ctx);
+    },
+  };
+}

@@ -1,0 +1,71 @@
+/** Device definitions are data: a register map or a frame codec, pure functions, no I/O. */
+import type { Parity } from '../transports/link.js';
+
+export type RegisterType = 'u16' | 's16' | 'u32' | 's32' | 'f32';
+/** `be`: high word first (ABCD, the Modbus default); `le`: low word first (CDAB). */
+export type WordOrder = 'be' | 'le';
+
+export interface RegisterSpec {
+  metric: string;
+  /** 3 = holding registers, 4 = input registers */
+  fn: 3 | 4;
+  address: number;
+  type: RegisterType;
+  wordOrder: WordOrder;
+  scale: number;
+  unit: string;
+}
+
+/** A bank of on/off channels: relay coils (fn 1, written with fn 5) or discrete inputs (fn 2). Channel 1 is `address`. */
+export interface ChannelBank {
+  fn: 1 | 2;
+  address: number;
+  count: number;
+  writable: boolean;
+}
+
+export interface SerialDefaults {
+  baudRate: number;
+  parity: Parity;
+  unit?: number;
+}
+
+export interface ModbusDeviceDefinition {
+  kind: 'modbus';
+  name: string;
+  title: string;
+  defaults: SerialDefaults & { unit: number };
+  registers: RegisterSpec[];
+  coils?: ChannelBank;
+  discreteInputs?: ChannelBank;
+  /** Metrics the device computes from others (the simulator uses these when a scenario leaves them out). */
+  derived?: Record<string, (values: Values) => number>;
+}
+
+export type Values = Record<string, number>;
+
+/** A sensor that speaks its own frames on a UART (PMS5003, SDS011): one per serial bus. */
+export interface FrameDeviceDefinition {
+  kind: 'frame';
+  name: string;
+  title: string;
+  defaults: SerialDefaults;
+  metrics: { metric: string; unit: string }[];
+  /** Sent once after the port opens (e.g. switch to passive/query mode). */
+  initCommands: Buffer[];
+  /** Sent for every reading. */
+  pollCommand: Buffer;
+  /** Length of the data frame the sensor answers with. */
+  frameLength: number;
+  /** Find a complete, checksum-valid data frame in `rx`: its offset, 'need' more bytes, or 'bad' (a frame start with a wrong checksum at `offset`). */
+  findFrame(rx: Buffer): { offset: number } | { bad: number } | 'need';
+  decode(frame: Buffer): Values;
+  /** Simulator side: the frame a sensor showing `values` sends. */
+  encode(values: Values): Buffer;
+  /** Simulator side: does this received command ask for a data frame? */
+  isPollCommand(cmd: Buffer): boolean;
+  /** Simulator side: length of a command starting at cmd[0], or undefined if more bytes are needed; 1 skips a stray byte. */
+  commandLength(cmd: Buffer): number | undefined;
+}
+
+export type DeviceDefinition = ModbusDeviceDefinition | FrameDeviceDefinition;

@@ -1,0 +1,58 @@
+/** Modbus TCP framing: MBAP header (transaction id, protocol 0, length, unit) + PDU. */
+import { DriverError } from '../errors.js';
+import type { Exchange } from '../line.js';
+import { decodeResponse, encodeRequest, type ModbusRequest, type ModbusResult } from './pdu.js';
+
+export function encodeMbap(transactionId: number, unit: number, pdu: Buffer): Buffer {
+  const head = Buffer.alloc(7);
+  head.writeUInt16BE(transactionId & 0xffff, 0);
+  head.writeUInt16BE(0, 2);
+  head.writeUInt16BE(pdu.length + 1, 4);
+  head[6] = unit;
+  return Buffer.concat([head, pdu]);
+}
+
+export type MbapFrame = { transactionId: number; unit: number; pdu: Buffer; length: number };
+
+/** Parse one MBAP frame at the start of `buf`: the frame, 'need' (more bytes), or 'invalid'. */
+export function parseMbap(buf: Buffer): MbapFrame | 'need' | 'invalid' {
+  if (buf.length < 7) return 'need';
+  const protocol = buf.readUInt16BE(2);
+  const len = buf.readUInt16BE(4);
+  if (protocol !== 0 || len < 2 || len > 254) return 'invalid';
+  if (buf.length < 6 + len) return 'need';
+  return { transactionId: buf.readUInt16BE(0), unit: buf[6]!, pdu: buf.subarray(7, 6 + len), length: 6 + len };
+}
+
+export function tcpExchange(
+  transactionId: number,
+  unit: number,
+  req: ModbusRequest,
+  timeoutMs: number,
+  ctx: Record<string, unknown> = {},
+): Exchange<ModbusResult> {
+  const context = { ...ctx, unit };
+  return {
+    tx: encodeMbap(transactionId, unit, encodeRequest(req)),
+    timeoutMs,
+    parse(rx) {
+      let off = 0;
+      for (;;) {
+        const f = parseMbap(rx.subarray(off));
+        if (f === 'need') return undefined;
+        if (f === 'invalid') return { fail: new DriverError('garbage', `invalid Modbus TCP header from ${unit}`, context) };
+        off += f.length;
+        if (f.transactionId !== (transactionId & 0xffff)) continue; // a late reply to an earlier request
+        try {
+          return { done: decodeResponse(req, f.pdu, context) };
+        } catch (e) {
+          return { fail: e as DriverError };
+        }
+      }
+    },
+    onTimeout: (rx) =>
+      rx.length
+        ? new DriverError('short_frame', `incomplete reply from unit ${unit} (${rx.length} bytes)`, context)
+        : new DriverError('timeout', `no reply from unit ${unit} in ${timeoutMs} ms`, context),
+  };
+}

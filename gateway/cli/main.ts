@@ -1,0 +1,20 @@
+/** The `dustgate` binary. */
+import { Command } from 'commander';
+import { registerDeviceCommands } from './device-commands.js';
+import { registerDemoCommand } from './demo-command.js';
+import { registerSimCommand } from './sim-command.js';
+import { VERSION } from '../version.js';
+
+const program = new Command();
+program
+  .name('dustgate')
+  .description('Edge gateway for construction-site and road dust control')
+  .version(VERSION)
+  .showHelpAfterError('(run with --help for usage)');
+
+registerDemoCommand(program);
+registerSimCommand(program);
+registerDeviceCommands(program);
+
+program.configureOutput({ outputError: (str, write) => write(`dustgate: ${str.replace(/^error: /, '')}`) });
+await program.parseAsync(process.argv);

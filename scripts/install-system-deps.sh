@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages dustgate's tests need: socat (pty pairs), mosquitto (interop broker),
+# mbpoll and pymodbus (independent Modbus peers). Run as root (or with sudo available).
+set -euo pipefail
+pkgs=(socat mosquitto mosquitto-clients mbpoll python3-pymodbus python3-serial python3-serial-asyncio)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-system-deps: all present (${pkgs[*]})"
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-system-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-system-deps: done"
