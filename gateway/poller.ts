@@ -1,0 +1,71 @@
+/**
+ * The poller turns devices into readings: each device is read every `pollMs` (or on its backoff
+ * while offline). All devices of a line share the line's queue, so a dead device costs the line
+ * one timeout per backoff step and never stalls the others.
+ */
+import { EventEmitter } from 'node:events';
+import type { DeviceClient } from '../drivers/device.js';
+import type { DriverError } from '../drivers/errors.js';
+import type { Values } from '../drivers/devices/types.js';
+
+export interface RawReading {
+  device: string;
+  ts: string;
+  values: Values;
+}
+
+export interface PollerOptions {
+  now?: () => number;
+}
+
+export class Poller extends EventEmitter {
+  private running = false;
+  private timers = new Map<string, NodeJS.Timeout>();
+  private inFlight = new Set<Promise<void>>();
+  private readonly now: () => number;
+
+  constructor(
+    readonly devices: DeviceClient[],
+    opts: PollerOptions = {},
+  ) {
+    super();
+    this.now = opts.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    for (const d of this.devices) this.schedule(d, 0);
+  }
+
+  private schedule(d: DeviceClient, delay: number): void {
+    if (!this.running) return;
+    const timer = setTimeout(() => {
+      const started = this.now();
+      const p = this.pollOnce(d).then(() => {
+        // keep the cadence: the next poll is due pollMs after this one started
+        const elapsed = this.now() - started;
+        this.schedule(d, Math.max(0, d.nextDelayMs() - elapsed));
+      });
+      this.inFlight.add(p);
+      void p.finally(() => this.inFlight.delete(p));
+    }, delay);
+    this.timers.set(d.id, timer);
+  }
+
+  private async pollOnce(d: DeviceClient): Promise<void> {
+    try {
+      const values = await d.read();
+      this.emit('reading', { device: d.id, ts: new Date(this.now()).toISOString(), values } satisfies RawReading);
+    } catch (e) {
+      this.emit('read-error', d.id, e as DriverError);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    await Promise.all([...this.inFlight]);
+  }
+}

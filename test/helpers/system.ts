@@ -1,0 +1,49 @@
+/** System tools the tests need; a missing one fails the test with the install command, never skips. */
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
+
+export const INSTALL_HINT = 'run `bash scripts/install-system-deps.sh` (Debian packages socat, mosquitto, mbpoll, python3-pymodbus)';
+
+export function requireTool(cmd: string, args: string[] = ['--version']): void {
+  const r = spawnSync(cmd, args, { stdio: 'ignore' });
+  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${cmd} is not installed: ${INSTALL_HINT}`);
+}
+
+export function requirePymodbus(): void {
+  const r = spawnSync('/usr/bin/python3', ['-c', 'import pymodbus'], { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error(`python3-pymodbus is not installed: ${INSTALL_HINT}`);
+}
+
+/** A free TCP port on loopback (bound and released). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 5000, stepMs = 25): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
+
+let n = 0;
+/** A unique path for a pty or mock port. */
+export function uniquePath(tag: string): string {
+  return `/tmp/dustgate-test-${process.pid}-${tag}-${n++}`;
+}
