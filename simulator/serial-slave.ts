@@ -171,7 +171,9 @@ export class SerialSlave {
       return;
     }
     const replyEnd = requestEnd + this.char(3.5) + extraMs + this.char(reply.length);
-    this.lineFreeAt = replyEnd + this.char(3.5);
+    // A slow device thinks longer before it answers; the master may give up and talk to another
+    // device meanwhile, so the extra delay does not hold the line (its late reply is line noise then).
+    this.lineFreeAt = replyEnd - extraMs + this.char(3.5);
     const delay = replyEnd - now;
     const send = () => {
       this.stats.bytesOut += reply.length;
