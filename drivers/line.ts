@@ -184,14 +184,17 @@ export class Line extends EventEmitter {
     });
   }
 
-  private async runExchange<T>(ex: Exchange<T>): Promise<T> {
+  private runExchange<T>(ex: Exchange<T>): Promise<T> {
     if (this._state !== 'open' || !this.link.isOpen)
-      throw new DriverError('closed', `${this.address} is not open`, { bus: this.id });
+      return Promise.reject(new DriverError('closed', `${this.address} is not open`, { bus: this.id }));
     const gap = this.options.interFrameMs ?? 0;
-    if (gap > 0) {
-      const wait = this.lastRxAt + gap - performance.now();
-      if (wait > 0.5) await sleep(wait);
-    }
+    const wait = gap > 0 ? this.lastRxAt + gap - performance.now() : 0;
+    // RTU: keep 3.5 characters of silence after the last reply before talking again.
+    return wait > 0.5 ? sleep(wait).then(() => this.onWire(ex)) : this.onWire(ex);
+  }
+
+  private onWire<T>(ex: Exchange<T>): Promise<T> {
+    if (this._state !== 'open') return Promise.reject(new DriverError('closed', `${this.address} is not open`, { bus: this.id }));
     if (this.rx.length) {
       this.counters.staleBytes += this.rx.length; // late replies and line noise from before this request
       this.rx = Buffer.alloc(0);

@@ -89,18 +89,20 @@ describe('control API', () => {
     const port = await freePort();
     await sim.startControl('127.0.0.1', port);
     const base = `http://127.0.0.1:${port}`;
-    const list = await (await fetch(`${base}/devices`)).json();
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const json = async (r: Response): Promise<any> => r.json();
+    const list = await json(await fetch(`${base}/devices`));
     expect(list.map((d: { id: string }) => d.id)).toEqual(['head', 'relays']);
     let r = await fetch(`${base}/devices/head/values`, { method: 'PUT', body: JSON.stringify({ temperature: 3.9 }) });
     expect(r.status).toBe(200);
-    expect((await (await fetch(`${base}/devices/head`)).json()).values.temperature).toBe(3.9);
+    expect((await json(await fetch(`${base}/devices/head`))).values.temperature).toBe(3.9);
     r = await fetch(`${base}/devices/relays/values`, { method: 'PUT', body: JSON.stringify({ ch2: 1 }) });
-    expect((await r.json()).values.ch2).toBe(1);
+    expect((await json(r)).values.ch2).toBe(1);
     r = await fetch(`${base}/devices/head/faults`, { method: 'PUT', body: JSON.stringify({ faults: ['crc-error', 'slow:200'] }) });
-    expect((await r.json()).faults).toEqual(['crc-error', 'slow:200']);
+    expect((await json(r)).faults).toEqual(['crc-error', 'slow:200']);
     r = await fetch(`${base}/devices/head/faults`, { method: 'PUT', body: JSON.stringify({ faults: ['melt'] }) });
     expect(r.status).toBe(400);
-    expect((await r.json()).error).toMatch(/unknown fault/);
+    expect((await json(r)).error).toMatch(/unknown fault/);
     r = await fetch(`${base}/devices/head/values`, { method: 'PUT', body: JSON.stringify({ nosuch: 1 }) });
     expect(r.status).toBe(400);
     expect((await fetch(`${base}/devices/ghost`)).status).toBe(404);

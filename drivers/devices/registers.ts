@@ -28,9 +28,11 @@ export function planReads(registers: RegisterSpec[], maxGap = 4): ReadBlock[] {
   return blocks;
 }
 
-function decimalsOf(scale: number): number {
-  if (scale >= 1) return 0;
-  return Math.min(6, Math.ceil(-Math.log10(scale) - 1e-9));
+/** Round a scaled value to the decimals its scale carries (0.1 → 1 decimal), without float noise. */
+function roundToScale(v: number, scale: number): number {
+  if (scale >= 1 && Number.isInteger(scale)) return v;
+  const p = 10 ** Math.min(6, Math.ceil(-Math.log10(scale) - 1e-9));
+  return Math.round(v * p) / p;
 }
 
 function joinWords(hi: number, lo: number): number {
@@ -62,7 +64,7 @@ export function decodeRegister(spec: RegisterSpec, words: number[]): number {
       return Number((raw * spec.scale).toPrecision(7));
     }
   }
-  return Number((raw * spec.scale).toFixed(decimalsOf(spec.scale)));
+  return roundToScale(raw * spec.scale, spec.scale);
 }
 
 /** Encode a metric value into the words of its register (address order). */
