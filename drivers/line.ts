@@ -144,8 +144,15 @@ export class Line extends EventEmitter {
     this.reopenTimer = undefined;
   }
 
+  /** The device node is gone while the fd still looks open: close it and start reopening. */
+  private vanished(): void {
+    if (this._state !== 'open') return;
+    this.handleClose(new Error('device node vanished'));
+    void this.link.close().catch(() => undefined);
+  }
+
   private handleClose(err?: Error): void {
-    if (this._state === 'stopped') return;
+    if (this._state === 'stopped' || this._state === 'down') return;
     this.counters.closes++;
     const reason = new DriverError('closed', `${this.address} closed${err ? `: ${err.message}` : ''}`, { bus: this.id });
     this.setState('down', reason);
@@ -210,7 +217,10 @@ export class Line extends EventEmitter {
         this.onRx = undefined;
         f();
       };
-      const timer = setTimeout(() => finish(() => reject(ex.onTimeout(this.rx))), ex.timeoutMs);
+      const timer = setTimeout(() => {
+        finish(() => reject(ex.onTimeout(this.rx)));
+        if (this.link.stillThere && !this.link.stillThere()) this.vanished();
+      }, ex.timeoutMs);
       const silenceMs = this.options.silenceMs;
       this.onRx = () => {
         if (this._state !== 'open') {

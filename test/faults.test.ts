@@ -109,7 +109,8 @@ describe('an adapter that disappears and comes back', () => {
     expect((await head.read()).pm10).toBe(88);
 
     await rig.sim.unplug();
-    await waitFor(() => rig!.bus.line.state !== 'open', 3000);
+    // the poller keeps asking; the line notices the hang-up or the vanished tty node
+    await waitFor(async () => (await codeOf(head.read())) && rig!.bus.line.state !== 'open', 5000);
     expect(await codeOf(head.read())).toBe('closed');
     expect(head.counters.closed).toBeGreaterThanOrEqual(1);
 
@@ -126,7 +127,7 @@ describe('an adapter that disappears and comes back', () => {
     const head = rig.client('head');
     expect((await head.read()).temperature).toBe(12.5);
     rig.sim.setFaults('head', ['disconnect'], 1);
-    await waitFor(() => rig!.bus.line.state !== 'open', 3000);
+    await waitFor(async () => (await codeOf(head.read())) && rig!.bus.line.state !== 'open', 5000);
     await waitFor(() => rig!.bus.line.state === 'open', 6000);
     rig.sim.setFaults('head', []);
     expect((await head.read()).temperature).toBe(12.5);

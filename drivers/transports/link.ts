@@ -3,6 +3,7 @@
  * Protocols (Modbus RTU/TCP framing, PMS5003/SDS011 frames) run on top of it through a Line.
  */
 import net from 'node:net';
+import { existsSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { SerialPortStream } from '@serialport/stream';
 /** Any serialport binding: the native one, the mock, or the simulator-wrapped mock. */
@@ -17,6 +18,8 @@ export interface ByteLink {
   open(): Promise<void>;
   close(): Promise<void>;
   write(data: Buffer): Promise<void>;
+  /** False when the device behind an open link is known to be gone (its tty node vanished). */
+  stillThere?(): boolean;
   on(event: 'data', cb: (d: Buffer) => void): this;
   on(event: 'close', cb: (err?: Error) => void): this;
 }
@@ -70,6 +73,11 @@ export class SerialLink extends EventEmitter implements ByteLink {
       if (this.port === port) this.port = undefined;
       this.emit('close', e ?? lastError);
     });
+  }
+
+  /** A pulled USB adapter removes its /dev node; some drivers never report a hang-up on the open fd. */
+  stillThere(): boolean {
+    return this.options.binding !== undefined || existsSync(this.options.path);
   }
 
   async close(): Promise<void> {
