@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { DeviceClient } from '../drivers/device.js';
 import type { DriverError } from '../drivers/errors.js';
 import type { Values } from '../drivers/devices/types.js';
+import type { Logger } from './log.js';
 
 export interface RawReading {
   device: string;
@@ -16,6 +17,8 @@ export interface RawReading {
 
 export interface PollerOptions {
   now?: () => number;
+  /** Device state changes and error changes are logged here, once per change (not per repeat). */
+  logger?: Logger;
 }
 
 export class Poller extends EventEmitter {
@@ -30,6 +33,19 @@ export class Poller extends EventEmitter {
   ) {
     super();
     this.now = opts.now ?? Date.now;
+    const log = opts.logger;
+    if (log) {
+      for (const d of devices) {
+        d.on('status', (status: string) =>
+          (status === 'offline' ? log.warn.bind(log) : log.info.bind(log))({ device: d.id, status, counters: d.counters }, `device ${d.id} ${status}`),
+        );
+        d.on('error-change', (err: DriverError | null) =>
+          err
+            ? log.warn({ device: d.id, code: err.code, err: err.message }, `device ${d.id}: ${err.code}`)
+            : log.info({ device: d.id }, `device ${d.id}: errors cleared`),
+        );
+      }
+    }
   }
 
   start(): void {
