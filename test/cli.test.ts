@@ -1,19 +1,14 @@
 /** The CLI as a user runs it: one-off reads and writes, and one-line errors instead of stack traces. */
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseScenario } from '../simulator/scenario.js';
 import { Simulator } from '../simulator/simulator.js';
-import { freePort, requireTool, uniquePath } from './helpers/system.js';
+import { freePort, requireTool, runCommand, uniquePath } from './helpers/system.js';
 
 const ROOT = path.resolve(__dirname, '..');
 
-function dustgate(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), ...args], { cwd: ROOT, timeout: 20_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
-  );
+function dustgate(args: string[]) {
+  return runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), ...args], { cwd: ROOT });
 }
 
 function expectOneLineError(r: { code: number; stderr: string }, code: RegExp) {

@@ -2,7 +2,7 @@
  * Independent peers: mbpoll (a Modbus master nobody here wrote) reads the simulator's registers at
  * the SPEC addresses; dustgate's drivers read a pymodbus server that holds the SPEC maps.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,15 +11,11 @@ import { DeviceClient } from '../drivers/device.js';
 import { getDefinition } from '../drivers/devices/index.js';
 import { parseScenario } from '../simulator/scenario.js';
 import { Simulator } from '../simulator/simulator.js';
-import { freePort, requirePymodbus, requireTool, uniquePath, waitFor } from './helpers/system.js';
+import { freePort, requirePymodbus, requireTool, runCommand, uniquePath, waitFor } from './helpers/system.js';
 
 /** Run mbpoll once (asynchronously: the simulator answers from this process) and return {address: value}, 16-bit values unsigned. */
 async function mbpoll(args: string[], device: string): Promise<Record<number, number>> {
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    execFile('mbpoll', [...args, '-0', '-1', device], { encoding: 'utf8', timeout: 10_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    ),
-  );
+  const r = await runCommand('mbpoll', [...args, '-0', '-1', device], { timeoutMs: 10_000 });
   if (r.code !== 0) throw new Error(`mbpoll ${args.join(' ')} ${device} failed (${r.code}): ${r.stdout}${r.stderr}`);
   const out: Record<number, number> = {};
   for (const m of r.stdout.matchAll(/^\[(\d+)\]:\s+(-?\d+)/gm)) out[Number(m[1])] = Number(m[2]) & 0xffff;

@@ -1,5 +1,5 @@
 /** System tools the tests need; a missing one fails the test with the install command, never skips. */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import net from 'node:net';
 
 export const INSTALL_HINT = 'run `bash scripts/install-system-deps.sh` (Debian packages socat, mosquitto, mbpoll, python3-pymodbus)';
@@ -46,4 +46,13 @@ let n = 0;
 /** A unique path for a pty or mock port. */
 export function uniquePath(tag: string): string {
   return `/tmp/dustgate-test-${process.pid}-${tag}-${n++}`;
+}
+
+/** Run a command without blocking the event loop (an in-process simulator must keep answering). */
+export function runCommand(cmd: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(cmd, args, { cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeoutMs ?? 20_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
 }
