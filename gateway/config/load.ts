@@ -1,0 +1,279 @@
+/**
+ * Loading a site config: YAML or JSON text → preset merged under the site's `rules` → zod schema →
+ * cross-references. Every problem comes back as `{path, message}` with a YAML-style path
+ * (`devices[2].unit`), all of them at once.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { getDefinition } from '../../drivers/devices/index.js';
+import type { DeviceDefinition } from '../../drivers/devices/types.js';
+import { AlertProfileSchema, ConfigSchema, RulesSchema, deepPartial, type Config } from './schema.js';
+
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly issues: ConfigIssue[],
+    readonly file?: string,
+  ) {
+    super(`${file ? `${file}: ` : ''}${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}`);
+  }
+}
+
+export interface Preset {
+  name: string;
+  title?: string;
+  timezone?: string;
+  rules: Record<string, unknown>;
+  cityTargets?: Record<string, unknown>;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  preset: Preset;
+  /** Things that are allowed but probably not meant (printed by `config validate`, logged at start). */
+  warnings: ConfigIssue[];
+  timezone: string;
+}
+
+/** `devices[2].unit` from ['devices', 2, 'unit']. */
+export function formatPath(p: readonly PropertyKey[]): string {
+  let out = '';
+  for (const k of p) out += typeof k === 'number' ? `[${k}]` : out ? `.${String(k)}` : String(k);
+  return out;
+}
+
+function zodIssues(err: z.ZodError, prefix: readonly PropertyKey[] = []): ConfigIssue[] {
+  return err.issues.flatMap((i) => {
+    const p = [...prefix, ...i.path];
+    if (i.code === 'unrecognized_keys')
+      return i.keys.map((k) => ({ path: formatPath([...p, k]), message: `unknown key "${k}"` }));
+    if (i.code === 'invalid_union' && 'errors' in i && i.errors.length) {
+      // a discriminated union names the bad discriminator itself; else take the first branch's story
+      return [{ path: formatPath(p), message: i.message }];
+    }
+    let message = i.message;
+    if (i.code === 'invalid_type' && /received undefined/.test(message)) message = `required: ${message.replace(/^Invalid input: /, '')}`;
+    return [{ path: formatPath(p), message }];
+  });
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Deep merge: objects merge key by key, anything else (arrays too) replaces. `null` deletes. */
+export function deepMerge<T>(base: T, patch: unknown): T {
+  if (!isObj(base) || !isObj(patch)) return (patch === undefined ? base : patch) as T;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = isObj(out[k]) && isObj(v) ? deepMerge(out[k], v) : v;
+  }
+  return out as T;
+}
+
+export function presetsDir(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const p = path.join(dir, 'seeds', 'presets');
+    if (existsSync(p)) return p;
+    dir = path.dirname(dir);
+  }
+  return path.resolve('seeds/presets');
+}
+
+const presetCache = new Map<string, Preset>();
+export function loadPreset(name: string): Preset {
+  const hit = presetCache.get(name);
+  if (hit) return hit;
+  if (!/^[a-z0-9-]+$/.test(name)) throw new ConfigError([{ path: 'gateway.preset', message: `expected a preset name, got "${name}"` }]);
+  const file = path.join(presetsDir(), `${name}.yaml`);
+  if (!existsSync(file)) throw new ConfigError([{ path: 'gateway.preset', message: `no preset "${name}" (looked for ${file})` }]);
+  const preset = parseYaml(readFileSync(file, 'utf8')) as Preset;
+  const r = RulesSchema.safeParse(preset.rules);
+  if (!r.success) throw new ConfigError(zodIssues(r.error, ['rules']), file);
+  presetCache.set(name, preset);
+  return preset;
+}
+
+/** Parse YAML or JSON text; a syntax error names the line. */
+export function parseConfigText(text: string, file = 'config'): unknown {
+  try {
+    return parseYaml(text, { prettyErrors: true });
+  } catch (e) {
+    if (e instanceof YAMLParseError) {
+      const pos = e.linePos?.[0];
+      throw new ConfigError([{ path: '', message: `${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${e.message.split('\n')[0]}` }], file);
+    }
+    throw e;
+  }
+}
+
+/** Validate a parsed config (object) into the effective config. Throws ConfigError with every issue. */
+export function resolveConfig(raw: unknown, file?: string): LoadedConfig {
+  if (!isObj(raw)) throw new ConfigError([{ path: '', message: `expected a mapping with gateway, buses, devices, …; got ${raw === null || raw === undefined ? 'an empty file' : typeof raw}` }], file);
+  const presetName = isObj(raw.gateway) && typeof raw.gateway.preset === 'string' ? raw.gateway.preset : 'henan-2017';
+  const preset = loadPreset(presetName);
+  // the site's rules are a partial override of the preset's; check their shape on their own first
+  const siteRules = raw.rules ?? {};
+  const partial = deepPartial(RulesSchema).safeParse(siteRules);
+  const issues: ConfigIssue[] = partial.success ? [] : zodIssues(partial.error, ['rules']);
+  const merged = { ...raw, rules: deepMerge(preset.rules, siteRules) };
+  const parsed = ConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const seen = new Set(issues.map((i) => i.path));
+    for (const i of zodIssues(parsed.error)) if (!seen.has(i.path)) issues.push(i);
+  }
+  if (issues.length || !parsed.success) throw new ConfigError(issues, file);
+  const config = parsed.data;
+  const warnings: ConfigIssue[] = [];
+  const refIssues = crossCheck(config, warnings);
+  if (refIssues.length) throw new ConfigError(refIssues, file);
+  return { config, preset, warnings, timezone: config.gateway.timezone ?? preset.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone };
+}
+
+export function loadConfigFile(file: string): LoadedConfig {
+  if (!existsSync(file)) throw new ConfigError([{ path: '', message: `no such file (give the site config with --config FILE; examples in seeds/sites/)` }], file);
+  return resolveConfig(parseConfigText(readFileSync(file, 'utf8'), file), file);
+}
+
+/** The definition a configured device uses (generic-modbus takes its map from the config). */
+export function definitionOf(d: Config['devices'][number]): DeviceDefinition {
+  return getDefinition(d.driver, { registers: d.registers, coils: d.coils, discreteInputs: d.discreteInputs });
+}
+
+export function metricsOf(def: DeviceDefinition): string[] {
+  return def.kind === 'modbus' ? [...new Set([...def.registers.map((r) => r.metric), ...Object.keys(def.derived ?? {})])] : def.metrics.map((m) => m.metric);
+}
+
+/** Sprinkler outputs: those with a `kind`, and one named `sprinkler` (road by default). */
+export function sprinklerKind(name: string, o: Config['outputs'][string]): 'road' | 'greenbelt' | undefined {
+  return o.kind ?? (name === 'sprinkler' ? 'road' : undefined);
+}
+
+function crossCheck(c: Config, warnings: ConfigIssue[]): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const dup = (list: { id: string }[], where: string) => {
+    const seen = new Map<string, number>();
+    list.forEach((x, i) => {
+      if (seen.has(x.id)) out.push({ path: `${where}[${i}].id`, message: `duplicate id "${x.id}" (also ${where}[${seen.get(x.id)}])` });
+      else seen.set(x.id, i);
+    });
+  };
+  dup(c.buses, 'buses');
+  dup(c.devices, 'devices');
+  const buses = new Map(c.buses.map((b) => [b.id, b]));
+  const defs = new Map<string, DeviceDefinition>();
+  c.devices.forEach((d, i) => {
+    const bus = buses.get(d.bus);
+    if (!bus) out.push({ path: `devices[${i}].bus`, message: `no bus "${d.bus}"; buses are ${[...buses.keys()].join(', ') || '(none)'}` });
+    if (d.driver !== 'generic-modbus' && (d.registers || d.coils || d.discreteInputs))
+      out.push({ path: `devices[${i}]`, message: `registers/coils/discreteInputs are for driver generic-modbus only (this is ${d.driver})` });
+    let def: DeviceDefinition;
+    try {
+      def = definitionOf(d);
+    } catch (e) {
+      out.push({ path: `devices[${i}].driver`, message: (e as Error).message });
+      return;
+    }
+    defs.set(d.id, def);
+    if (bus) {
+      if (def.kind === 'frame' && bus.type !== 'serial') out.push({ path: `devices[${i}].bus`, message: `${d.driver} speaks its own frames: put it on a bus of type serial, not ${bus.type}` });
+      if (def.kind === 'modbus' && (bus.type === 'serial' || bus.type === 'firmata'))
+        out.push({ path: `devices[${i}].bus`, message: `${d.driver} is a Modbus device: put it on a bus of type rtu, tcp or rtu-over-tcp, not ${bus.type}` });
+    }
+  });
+  // two devices with one unit id on one bus collide
+  const units = new Map<string, number>();
+  c.devices.forEach((d, i) => {
+    const def = defs.get(d.id);
+    if (!def || def.kind !== 'modbus') return;
+    const key = `${d.bus}/${d.unit ?? def.defaults.unit}`;
+    if (units.has(key)) out.push({ path: `devices[${i}].unit`, message: `unit ${d.unit ?? def.defaults.unit} is already used on bus ${d.bus} by devices[${units.get(key)}]` });
+    else units.set(key, i);
+  });
+  const channelRef = (where: string, ref: { device: string; channel: number }, bank: 'coils' | 'discreteInputs') => {
+    const def = defs.get(ref.device);
+    if (!def) {
+      out.push({ path: `${where}.device`, message: `no device "${ref.device}"; devices are ${[...defs.keys()].join(', ') || '(none)'}` });
+      return;
+    }
+    const b = def.kind === 'modbus' ? def[bank] : undefined;
+    if (!b) out.push({ path: `${where}.device`, message: `${ref.device} (${def.name}) has no ${bank === 'coils' ? 'relay outputs' : 'digital inputs'}` });
+    else if (ref.channel > b.count) out.push({ path: `${where}.channel`, message: `expected 1..${b.count}, got ${ref.channel}` });
+  };
+  for (const [name, o] of Object.entries(c.outputs)) {
+    channelRef(`outputs.${name}`, o, 'coils');
+    if (o.kind && o.pulseMs) out.push({ path: `outputs.${name}.pulseMs`, message: 'a sprinkler output (with kind) cannot be a pulse output' });
+  }
+  for (const [name, o] of Object.entries(c.inputs)) channelRef(`inputs.${name}`, o, 'discreteInputs');
+  const used = new Map<string, string>();
+  for (const [name, o] of [...Object.entries(c.outputs), ...Object.entries(c.inputs)]) {
+    const key = `${o.device}/${o.channel}`;
+    if (used.has(key)) out.push({ path: `${name in c.outputs ? 'outputs' : 'inputs'}.${name}.channel`, message: `channel ${o.channel} of ${o.device} is already used by ${used.get(key)}` });
+    else used.set(key, name);
+  }
+  for (const [metric, dev] of Object.entries(c.sources)) {
+    const def = defs.get(dev as string);
+    if (!def) out.push({ path: `sources.${metric}`, message: `no device "${dev}"` });
+    else if (!metricsOf(def).includes(metric)) out.push({ path: `sources.${metric}`, message: `${dev} (${def.name}) does not measure ${metric}; it has ${metricsOf(def).join(', ')}` });
+  }
+  const r = c.rules;
+  for (const m of ['pm10', 'pm25', 'tsp'] as const) {
+    const l = r.dustAlarm[m];
+    if (l.severe < l.warn) out.push({ path: `rules.dustAlarm.${m}.severe`, message: `expected at least warn (${l.warn}), got ${l.severe}` });
+    if (l.clear > l.warn) out.push({ path: `rules.dustAlarm.${m}.clear`, message: `expected at most warn (${l.warn}), got ${l.clear}` });
+  }
+  for (const [level, profile] of Object.entries(r.alertProfiles)) {
+    const p = AlertProfileSchema.safeParse(profile);
+    if (!p.success) out.push(...zodIssues(p.error, ['rules', 'alertProfiles', level]));
+  }
+  r.dustAlarm.onWarn.forEach((a, i) => {
+    if (a === 'spray') {
+      if (!Object.entries(c.outputs).some(([n, o]) => sprinklerKind(n, o))) warnings.push({ path: `rules.dustAlarm.onWarn[${i}]`, message: 'no sprinkler output is configured: dust alarms will not spray' });
+    } else if (!c.outputs[a]) warnings.push({ path: `rules.dustAlarm.onWarn[${i}]`, message: `no output "${a}": dust alarms will not trigger it` });
+  });
+  if (c.http.bind !== '127.0.0.1' && c.http.bind !== 'localhost' && c.http.bind !== '::1' && !c.http.token)
+    out.push({ path: 'http.token', message: `required when http.bind is not loopback (${c.http.bind})` });
+  if (c.hj212.enabled && (!c.hj212.host || !c.hj212.port)) out.push({ path: 'hj212', message: 'enabled needs host and port' });
+  return out;
+}
+
+const SECRET_PATHS = [
+  ['mqtt', 'password'],
+  ['hj212', 'pw'],
+  ['http', 'token'],
+  ['remote', 'hmacKey'],
+] as const;
+
+/** The config with every secret replaced by "***" (for P/config, logs and exports). */
+export function redact(c: Config): Config {
+  const copy = structuredClone(c) as unknown as Record<string, Record<string, unknown>>;
+  for (const [section, key] of SECRET_PATHS) {
+    const s = copy[section];
+    if (s && typeof s[key] === 'string' && s[key] !== '') s[key] = '***';
+  }
+  return copy as unknown as Config;
+}
+
+/** JSON Schema for editors. The site's `rules` only override the preset, so nothing in them is required. */
+export function configJsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(ConfigSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const strip = (n: unknown): void => {
+    if (!isObj(n)) return;
+    delete n.required;
+    for (const v of Object.values(n)) if (isObj(v)) strip(v);
+      else if (Array.isArray(v)) v.forEach(strip);
+  };
+  const props = schema.properties as Record<string, unknown>;
+  strip(props.rules);
+  schema.title = 'dustgate site config';
+  if (Array.isArray(schema.required)) schema.required = (schema.required as string[]).filter((k) => k !== 'rules');
+  return schema;
+}

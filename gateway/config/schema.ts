@@ -1,0 +1,207 @@
+/**
+ * The site config (SPEC §3) as a zod schema. Unknown keys are errors everywhere; cross-references
+ * (buses, devices, channels, sources) are checked after the shape, so every error names its path.
+ */
+import { z } from 'zod';
+import { DRIVER_NAMES } from '../../drivers/devices/index.js';
+
+const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'nothing' : Array.isArray(v) ? 'a list' : v === null ? 'null' : typeof v === 'object' ? 'an object' : String(v));
+
+/** A number in [lo, hi] with the SPEC's message: `expected 1..247, got 300`. */
+export function numIn(lo: number, hi: number, int = true) {
+  const error = (iss: { input?: unknown }) =>
+    `expected ${int && typeof iss.input === 'number' && !Number.isInteger(iss.input) ? 'an integer ' : ''}${lo}..${hi}, got ${show(iss.input)}`;
+  const n = z.number({ error });
+  return (int ? n.int({ error }) : n).min(lo, { error }).max(hi, { error });
+}
+const posNum = (hi = Number.MAX_SAFE_INTEGER) => numIn(0, hi, false);
+const str = (what = 'a string') => z.string({ error: (iss) => `expected ${what}, got ${show(iss.input)}` });
+const oneOf = <T extends string>(values: readonly [T, ...T[]]) =>
+  z.enum(values, { error: (iss) => `expected one of ${values.join(' | ')}, got ${show(iss.input)}` });
+const hhmm = str('a time HH:MM').regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time HH:MM (00:00..23:59)');
+const mmdd = str('a date MM-DD').regex(/^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/, 'expected a date MM-DD');
+
+export const METRICS = ['pm25', 'pm10', 'tsp', 'pm1', 'temperature', 'humidity', 'pressure', 'windSpeed', 'windDirection', 'noise'] as const;
+export type Metric = (typeof METRICS)[number];
+export const ALERT_LEVELS = ['none', 'blue', 'yellow', 'orange', 'red'] as const;
+export type AlertLevel = (typeof ALERT_LEVELS)[number];
+
+// ------------------------------------------------------------------ rules (SPEC §6)
+
+const levels = z.strictObject({ warn: posNum(), severe: posNum(), clear: posNum() });
+export const RulesSchema = z.strictObject({
+  sprinkling: z.strictObject({ minTempC: numIn(-50, 50, false), greenbeltMinTempC: numIn(-50, 50, false), tempMaxAgeS: numIn(1, 86_400) }),
+  sweeping: z.strictObject({ stopAtBeaufort: numIn(1, 12), windAverageS: numIn(1, 3600), resumeAfterS: numIn(0, 86_400) }),
+  dustAlarm: z.strictObject({
+    averageS: numIn(1, 86_400),
+    pm10: levels,
+    pm25: levels,
+    tsp: levels,
+    /** `spray` (every sprinkler output) and/or names of pulse outputs. */
+    onWarn: z.array(str('spray or an output name')),
+    sprayS: numIn(1, 86_400),
+    sprayRestS: numIn(0, 86_400),
+  }),
+  noise: z.strictObject({
+    dayLimit: posNum(200),
+    nightLimit: posNum(200),
+    nightStart: hhmm,
+    nightEnd: hhmm,
+    averageS: numIn(1, 86_400),
+    clearBelowDb: posNum(100),
+  }),
+  earthworkBan: z.strictObject({
+    periods: z.array(z.strictObject({ from: mmdd, to: mmdd })),
+    alertLevels: z.array(oneOf(ALERT_LEVELS)),
+  }),
+  outputs: z.strictObject({ maxOnS: numIn(1, 86_400), minOffS: numIn(0, 86_400) }),
+  alertProfiles: z.partialRecord(oneOf(ALERT_LEVELS), z.unknown()).default({}),
+});
+export type Rules = z.infer<typeof RulesSchema>;
+export type AlarmLevels = z.infer<typeof levels>;
+
+/** Every key optional, all the way down (overrides of the preset, alert profiles). */
+export function deepPartial(s: z.ZodType): z.ZodType {
+  if (s instanceof z.ZodObject) {
+    const shape = Object.fromEntries(Object.entries(s.shape as Record<string, z.ZodType>).map(([k, v]) => [k, deepPartial(v).optional()]));
+    return z.strictObject(shape);
+  }
+  if (s instanceof z.ZodDefault || s instanceof z.ZodOptional) return deepPartial(s.unwrap() as z.ZodType);
+  return s;
+}
+/** An alert profile: overrides of any rule except the profiles themselves. */
+export const AlertProfileSchema = deepPartial(RulesSchema.omit({ alertProfiles: true }));
+
+// ------------------------------------------------------------------ buses, devices, io
+
+const id = str('an id').regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'expected an id: a letter, then letters, digits, - or _ (up to 64)');
+const parity = oneOf(['none', 'even', 'odd']);
+const timeoutMs = numIn(10, 60_000).optional();
+const baudRate = numIn(300, 1_000_000).optional();
+const host = str('a host name or address').min(1, 'expected a host name or address');
+const port = numIn(1, 65_535);
+
+export const BusSchema = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({ id, type: z.literal('rtu'), path: str('a serial port path'), baudRate, parity: parity.optional(), dataBits: z.union([z.literal(7), z.literal(8)]).optional(), stopBits: z.union([z.literal(1), z.literal(2)]).optional(), timeoutMs }),
+    z.strictObject({ id, type: z.literal('tcp'), host, port, timeoutMs }),
+    z.strictObject({ id, type: z.literal('rtu-over-tcp'), host, port, baudRate, timeoutMs }),
+    z.strictObject({ id, type: z.literal('serial'), path: str('a serial port path'), baudRate, parity: parity.optional(), timeoutMs }),
+    z.strictObject({ id, type: z.literal('firmata'), path: str('a serial port path'), timeoutMs }),
+  ],
+  { error: (iss) => `expected type rtu | tcp | rtu-over-tcp | serial | firmata, got ${show((iss.input as { type?: unknown } | undefined)?.type)}` },
+);
+export type BusSettings = z.infer<typeof BusSchema>;
+
+const registerSpec = z.strictObject({
+  metric: str('a metric name'),
+  fn: z.union([z.literal(3), z.literal(4)]).optional(),
+  address: numIn(0, 65_535),
+  type: oneOf(['u16', 's16', 'u32', 's32', 'f32']).optional(),
+  wordOrder: oneOf(['be', 'le']).optional(),
+  scale: z.number().optional(),
+  unit: z.string().optional(),
+});
+
+export const DeviceSchema = z.strictObject({
+  id,
+  bus: str('a bus id'),
+  unit: numIn(1, 247).optional(),
+  driver: oneOf(DRIVER_NAMES as [string, ...string[]]),
+  pollMs: numIn(50, 3_600_000).default(1000),
+  offlineAfter: numIn(1, 100).default(3),
+  timeoutMs,
+  /** Measurement range per metric: a value outside it is flagged T (over range). */
+  ranges: z.record(str(), z.tuple([z.number(), z.number()])).optional(),
+  /** generic-modbus only */
+  registers: z.array(registerSpec).optional(),
+  coils: numIn(1, 64).optional(),
+  discreteInputs: numIn(1, 64).optional(),
+});
+export type DeviceSettings = z.infer<typeof DeviceSchema>;
+
+export const OutputSchema = z.strictObject({
+  device: str('a device id'),
+  channel: numIn(1, 64),
+  /** Sprinkler outputs only: the frost limit differs (road 4 °C, greenbelt 5 °C). */
+  kind: oneOf(['road', 'greenbelt']).optional(),
+  /** A pulse output (camera trigger): on for pulseMs, then off. */
+  pulseMs: numIn(10, 60_000).optional(),
+  maxOnS: numIn(1, 86_400).optional(),
+  minOffS: numIn(0, 86_400).optional(),
+});
+export type OutputSettings = z.infer<typeof OutputSchema>;
+
+export const InputSchema = z.strictObject({
+  device: str('a device id'),
+  channel: numIn(1, 64),
+  kind: oneOf(['video-trigger', 'earthwork-activity']),
+  debounceMs: numIn(0, 60_000).default(50),
+});
+export type InputSettings = z.infer<typeof InputSchema>;
+
+// ------------------------------------------------------------------ the whole file
+
+const secret = z.string().default('');
+export const ConfigSchema = z.strictObject({
+  gateway: z.strictObject({
+    id: str('an id').regex(/^[a-z0-9-]{3,64}$/, 'expected 3..64 characters of a-z, 0-9 and -'),
+    preset: str('a preset name').default('henan-2017'),
+    site: z
+      .strictObject({ name: z.string().default(''), kind: oneOf(['construction', 'road']).default('construction'), city: z.string().default(''), grid: z.string().default('') })
+      .prefault({}),
+    /** IANA zone for night hours and ban dates; default: the preset's (Asia/Shanghai for henan-2017). */
+    timezone: z.string().optional(),
+  }),
+  buses: z.array(BusSchema).default([]),
+  devices: z.array(DeviceSchema).default([]),
+  outputs: z.record(id, OutputSchema).default({}),
+  inputs: z.record(id, InputSchema).default({}),
+  sources: z.partialRecord(oneOf(METRICS), str('a device id')).default({}),
+  rules: RulesSchema,
+  storage: z
+    .strictObject({ path: z.string().default('./data/buffer.db'), maxMB: numIn(0.01, 1_000_000, false).default(512), durability: oneOf(['normal', 'full']).default('normal') })
+    .prefault({}),
+  mqtt: z
+    .strictObject({
+      url: str('a URL').regex(/^(mqtts?|wss?|tcp|ssl):\/\//, 'expected a URL mqtt://host:port or mqtts://host:port').default('mqtt://127.0.0.1:1883'),
+      username: z.string().default(''),
+      password: secret,
+      ca: z.string().default(''),
+      cert: z.string().default(''),
+      key: z.string().default(''),
+      topicPrefix: str().regex(/^[^#+]+$/, 'expected a topic prefix without + or #').default('dustgate'),
+      group: z.string().regex(/^[^/#+]*$/, 'expected a group name without /, + or #').default(''),
+      maxBatch: numIn(1, 10_000).default(500),
+      /** Reconnect backoff ceiling. */
+      reconnectMaxS: numIn(1, 3600).default(30),
+      enabled: z.boolean().default(true),
+    })
+    .prefault({}),
+  aqi: z.strictObject({ standard: oneOf(['hj633-2026', 'hj633-2012']).default('hj633-2026') }).prefault({}),
+  hj212: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      host: z.string().default(''),
+      port: numIn(0, 65_535).default(0),
+      st: numIn(0, 99).default(39),
+      pw: secret.default('123456'),
+      mn: z.string().default(''),
+      version: z.preprocess((v) => (typeof v === 'number' ? String(v) : v), oneOf(['2017', '2005'])).default('2017'),
+      rtdIntervalS: numIn(1, 86_400).default(60),
+      minIntervalMin: numIn(1, 60).default(1),
+      ackRequired: z.boolean().default(true),
+    })
+    .prefault({}),
+  http: z.strictObject({ bind: z.string().default('127.0.0.1'), port: numIn(0, 65_535).default(8080), token: secret }).prefault({}),
+  remote: z
+    .strictObject({
+      hmacKey: secret,
+      maxSkewS: numIn(1, 86_400).default(300),
+      allow: z.array(oneOf(['config', 'output', 'alert', 'read', 'republish', 'ping'])).default(['config', 'output', 'alert', 'read', 'republish', 'ping']),
+    })
+    .prefault({}),
+});
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
