@@ -1,12 +1,19 @@
 /**
- * `dustgate demo` (`npm start`). Until the gateway core lands (issue 3) this starts the simulator
- * alone on the demo scenario and says so.
+ * `dustgate demo` (`npm start`): the simulator on seeds/scenarios/demo.yaml, an embedded MQTT
+ * broker on loopback, and the gateway on seeds/sites/demo.yaml, wired together; prints where to look.
  */
 import type { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { pino } from 'pino';
+import { startEmbeddedBroker } from '../broker.js';
+import { loadConfigFile, resolveConfig } from '../config/load.js';
+import { Gateway } from '../gateway.js';
+import { topicPrefix } from '../uplink/mqtt.js';
 import { action } from './errors.js';
+import { parseIntIn } from './parse.js';
+import { stopOnSignals } from './run-command.js';
 import { startSimulator } from './sim-command.js';
 
 /** Project root, whether run from source (gateway/cli) or from the bundle (dist/). */
@@ -19,33 +26,65 @@ export function projectRoot(): string {
   return process.cwd();
 }
 
+interface DemoOpts {
+  mqttPort: string;
+  control: string;
+  data: string;
+  log?: string;
+}
+
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
-    .description('run the demo: the simulator on seeds/scenarios/demo.yaml (the gateway joins it once the core lands)')
-    .option('--tcp <host:port>', 'simulator Modbus TCP address', '127.0.0.1:1502')
-    .option('--control <host:port>', 'simulator control API address', '127.0.0.1:8081')
+    .description('run the demo: simulator + embedded MQTT broker + gateway on seeds/sites/demo.yaml')
+    .option('--mqtt-port <n>', 'port of the embedded broker on 127.0.0.1', '1883')
+    .option('--control <host:port>', 'simulator control API', '127.0.0.1:8081')
+    .option('--data <dir>', 'folder for the buffer and the log', './data')
+    .option('--log <file>', 'gateway log file (JSON lines)', '')
+    .addHelpText('after', '\nThen watch it:\n  mosquitto_sub -h 127.0.0.1 -p 1883 -t "dustgate/#" -v\n')
     .action(
-      action(async (o: { tcp: string; control: string }) => {
-        const scenario = path.join(projectRoot(), 'seeds/scenarios/demo.yaml');
-        const { sim, where } = await startSimulator({ scenario, tcp: o.tcp, control: o.control, wireTime: true });
+      action(async (o: DemoOpts) => {
+        const root = projectRoot();
+        const mqttPort = parseIntIn(o.mqttPort, '--mqtt-port', 0, 65535);
+        const broker = await startEmbeddedBroker('127.0.0.1', mqttPort);
+        const { sim, where } = await startSimulator({ scenario: path.join(root, 'seeds/scenarios/demo.yaml'), tcp: '127.0.0.1:0', control: o.control, wireTime: true });
+        const [simHost, simPort] = where.tcp!.split(':');
+        const site = path.join(root, 'seeds/sites/demo.yaml');
+        const base = loadConfigFile(site).config;
+        mkdirSync(o.data, { recursive: true });
+        const loaded = resolveConfig(
+          {
+            ...base,
+            buses: base.buses.map((b) => ({ ...b, host: simHost, port: Number(simPort) })),
+            storage: { ...base.storage, path: path.join(o.data, 'demo-buffer.db') },
+            mqtt: { ...base.mqtt, url: `mqtt://127.0.0.1:${broker.port}` },
+          },
+          site,
+        );
+        const logFile = o.log || path.join(o.data, 'demo-gateway.log');
+        const logger = pino({ name: 'dustgate', level: 'info', timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: logFile, sync: true, mkdir: true }));
+        const gw = new Gateway({ loaded, logger });
+        stopOnSignals(async () => {
+          await gw.stop();
+          await sim.stop();
+          await broker.stop();
+        });
+        await gw.start();
+        const P = topicPrefix(loaded.config.mqtt, loaded.config.gateway.id);
         process.stdout.write(
           [
-            'dustgate demo: the simulator is running (the gateway itself is not part of this build yet).',
-            `  devices:      ${sim.devices.map((d) => `${d.id} (${d.definition.name}, unit ${d.unit})`).join(', ')}`,
-            `  Modbus TCP:   ${where.tcp}`,
-            `  control API:  ${where.control}`,
-            `  try:          npx tsx gateway/cli/main.ts read --host ${where.tcp} --driver cwt-weather-station --unit 1`,
-            '  stop with Ctrl-C',
+            'dustgate demo is running: simulator → gateway → embedded MQTT broker.',
+            `  broker:       mqtt://127.0.0.1:${broker.port}`,
+            `  topics:       ${P}/telemetry  ${P}/events  ${P}/state (retained)  ${P}/status (retained)  ${P}/config (retained)`,
+            `  watch:        mosquitto_sub -h 127.0.0.1 -p ${broker.port} -t '${P}/#' -v`,
+            `  simulator:    Modbus TCP ${where.tcp} (head unit 1, relays unit 2, inputs unit 3); control API ${where.control}`,
+            `  try frost:    curl -X PUT ${where.control}/head/values -d '{"temperature": 3.5}'   (sprinkling becomes blocked)`,
+            `  gateway log:  ${logFile}  (read with: npx pino-pretty < ${logFile})`,
+            `  buffer:       ${loaded.config.storage.path}`,
+            '  stop with Ctrl-C (outputs are switched off first)',
             '',
           ].join('\n'),
         );
-        const stop = async () => {
-          await sim.stop();
-          process.exit(0);
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
       }),
     );
 }

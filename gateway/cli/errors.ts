@@ -1,5 +1,6 @@
 /** User-facing failures: one line with what, where and what to do; never a stack trace. */
 import { isDriverError, type DriverError } from '../../drivers/errors.js';
+import { ConfigError } from '../config/load.js';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -26,6 +27,7 @@ export function describeError(e: unknown): string {
     else if (e.code === 'exception' && ex === 1) hint = 'the device does not support this function: check --driver matches the device';
     return `${e.code}: ${e.message}${where && !e.message.includes(where) ? ` (${where})` : ''}${hint ? ` — ${hint}` : ''}`;
   }
+  if (e instanceof ConfigError) return `${e.message} — fix the config (\`dustgate config validate FILE\` lists every problem)`;
   if (e instanceof Error) return e.message;
   return String(e);
 }

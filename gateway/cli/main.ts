@@ -3,6 +3,9 @@ import { Command } from 'commander';
 import { registerDeviceCommands } from './device-commands.js';
 import { registerDemoCommand } from './demo-command.js';
 import { registerSimCommand } from './sim-command.js';
+import { registerRunCommand } from './run-command.js';
+import { registerConfigCommand } from './config-command.js';
+import { registerBufferCommand } from './buffer-command.js';
 import { VERSION } from '../version.js';
 
 const program = new Command();
@@ -12,9 +15,12 @@ program
   .version(VERSION)
   .showHelpAfterError('(run with --help for usage)');
 
+registerRunCommand(program);
 registerDemoCommand(program);
 registerSimCommand(program);
 registerDeviceCommands(program);
+registerConfigCommand(program);
+registerBufferCommand(program);
 
 program.configureOutput({ outputError: (str, write) => write(`dustgate: ${str.replace(/^error: /, '')}`) });
 await program.parseAsync(process.argv);

@@ -1,0 +1,103 @@
+/**
+ * Outputs: carry the rules' decisions to relay channels and read them back. The state the device
+ * confirms is the truth; a relay that does not confirm (or that a poll finds in the wrong state)
+ * is an `output_fault` event, and the wanted state is written again.
+ */
+import type { DeviceClient } from '../drivers/device.js';
+import type { OutputSettings } from './config/schema.js';
+import type { Logger } from './log.js';
+import type { Reading } from './reading.js';
+
+export type OutputActual = 'on' | 'off' | 'unknown';
+
+export interface OutputFault {
+  output: string;
+  wanted: 'on' | 'off';
+  actual: OutputActual;
+  reason: 'no_confirmation' | 'write_failed' | 'state_mismatch';
+  error?: string;
+}
+
+export class OutputManager {
+  readonly actual: Record<string, OutputActual> = {};
+  private readonly wanted: Record<string, boolean> = {};
+  private chains = new Map<string, Promise<unknown>>();
+  private busy = new Set<string>();
+  private lastWrite: Record<string, number> = {};
+
+  constructor(
+    private readonly outputs: Record<string, OutputSettings>,
+    private readonly devices: Map<string, DeviceClient>,
+    private readonly onFault: (f: OutputFault) => void,
+    private readonly logger?: Logger,
+  ) {
+    for (const n of Object.keys(outputs)) this.actual[n] = 'unknown';
+  }
+
+  /** Writes to one device are serialised (they share its line anyway). */
+  private enqueue<T>(device: string, job: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(device) ?? Promise.resolve();
+    const next = prev.then(job, job);
+    this.chains.set(device, next.catch(() => undefined));
+    return next;
+  }
+
+  /** Switch an output and read it back; resolves with the confirmed state. */
+  set(name: string, on: boolean): Promise<OutputActual> {
+    const cfg = this.outputs[name];
+    if (!cfg) return Promise.resolve('unknown');
+    this.wanted[name] = on;
+    const dev = this.devices.get(cfg.device);
+    if (!dev) return Promise.resolve('unknown');
+    this.busy.add(name);
+    return this.enqueue(cfg.device, async () => {
+      const want = this.wanted[name] ?? false; // the latest wish wins if several queued up
+      const wantS = want ? 'on' : 'off';
+      try {
+        await dev.writeChannel(cfg.channel, want);
+        const bits = await dev.readChannels();
+        const got = bits[cfg.channel - 1];
+        this.actual[name] = got === undefined ? 'unknown' : got ? 'on' : 'off';
+        if (this.actual[name] !== wantS) this.onFault({ output: name, wanted: wantS, actual: this.actual[name], reason: 'no_confirmation' });
+      } catch (e) {
+        this.actual[name] = 'unknown';
+        this.onFault({ output: name, wanted: wantS, actual: 'unknown', reason: 'write_failed', error: (e as Error).message });
+      } finally {
+        this.busy.delete(name);
+        this.lastWrite[name] = Date.now();
+      }
+      return this.actual[name]!;
+    });
+  }
+
+  /** Every output off and read back (start-up and shutdown). */
+  async allOff(): Promise<Record<string, OutputActual>> {
+    await Promise.all(Object.keys(this.outputs).map((n) => this.set(n, false)));
+    return { ...this.actual };
+  }
+
+  /**
+   * A poll of a relay device: update what the outputs are, and put back any output found in the
+   * wrong state (a relay module that lost power comes back all off).
+   */
+  onReading(r: Reading): void {
+    for (const [name, cfg] of Object.entries(this.outputs)) {
+      if (cfg.device !== r.device) continue;
+      const v = r.values[`ch${cfg.channel}`];
+      if (v === undefined || this.busy.has(name)) continue;
+      const actual: OutputActual = v ? 'on' : 'off';
+      const want = this.wanted[name];
+      this.actual[name] = actual;
+      if (want === undefined || (actual === 'on') === want) continue;
+      // give a write that just finished time to show up in the next poll
+      if (Date.now() - (this.lastWrite[name] ?? 0) < 1000) continue;
+      this.logger?.warn({ output: name, wanted: want, actual }, `output ${name} found ${actual}; switching it ${want ? 'on' : 'off'} again`);
+      this.onFault({ output: name, wanted: want ? 'on' : 'off', actual, reason: 'state_mismatch' });
+      void this.set(name, want);
+    }
+  }
+
+  async idle(): Promise<void> {
+    await Promise.all([...this.chains.values()]);
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The store: every reading and event gets its `seq` in SQLite (WAL) before anything is published,
+ * and leaves only when the broker acknowledged it (or when the cap evicts it, counted).
+ *
+ * `seq` is an AUTOINCREMENT rowid: strictly increasing, never reused, surviving restarts even after
+ * every row was deleted. Bodies are stored as the JSON text that is published, without the seq,
+ * which is spliced in at publish time.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+export type RecordKind = 'telemetry' | 'event';
+const KIND_CODE: Record<RecordKind, string> = { telemetry: 't', event: 'e' };
+const KIND_OF: Record<string, RecordKind> = { t: 'telemetry', e: 'event' };
+
+export interface StoredRecord {
+  seq: number;
+  kind: RecordKind;
+  /** JSON object text without the seq */
+  body: string;
+}
+
+export interface StoreOptions {
+  path: string;
+  maxMB: number;
+  durability?: 'normal' | 'full';
+  readonly?: boolean;
+}
+
+export interface Eviction {
+  telemetry: number;
+  events: number;
+  bytes: number;
+}
+
+/** Bytes counted per row beside its body (key, kind, index entry): the cap is on these totals. */
+const ROW_OVERHEAD = 32;
+
+export class Store {
+  readonly db: Database.Database;
+  private bytes = 0;
+  private readonly capBytes: number;
+  private readonly stmts;
+  readonly evicted = { telemetry: 0, events: 0 };
+
+  constructor(readonly opts: StoreOptions) {
+    if (!opts.readonly) mkdirSync(path.dirname(path.resolve(opts.path)), { recursive: true });
+    this.db = new Database(opts.path, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly });
+    if (!opts.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${opts.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS records_kind ON records (kind, seq);
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        -- minute/hour/day aggregates for HJ 212 back-fill: never evicted with the buffer, kept 35+ days
+        CREATE TABLE IF NOT EXISTS aggregates (
+          period TEXT NOT NULL, start TEXT NOT NULL, device TEXT NOT NULL, metric TEXT NOT NULL,
+          mean REAL, min REAL, max REAL, count INTEGER NOT NULL, flag TEXT NOT NULL,
+          PRIMARY KEY (period, start, device, metric));
+      `);
+    }
+    this.capBytes = opts.maxMB * 1024 * 1024;
+    const db = this.db;
+    this.stmts = {
+      insert: opts.readonly ? undefined : db.prepare('INSERT INTO records (kind, body) VALUES (?, ?)'),
+      after: db.prepare('SELECT seq, kind, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?'),
+      range: db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(length(body)), 0) AS b FROM records WHERE seq BETWEEN ? AND ?'),
+      del: opts.readonly ? undefined : db.prepare('DELETE FROM records WHERE seq BETWEEN ? AND ?'),
+      oldestOf: db.prepare('SELECT seq, length(body) AS len FROM records WHERE kind = ? ORDER BY seq LIMIT ?'),
+      delSeq: opts.readonly ? undefined : db.prepare('DELETE FROM records WHERE seq = ?'),
+      getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+      setMeta: opts.readonly ? undefined : db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+    };
+    const t = db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(length(body)), 0) AS b FROM records').get() as { n: number; b: number };
+    this.bytes = t.b + t.n * ROW_OVERHEAD;
+    this.evicted.telemetry = Number(this.meta('evicted.telemetry') ?? 0);
+    this.evicted.events = Number(this.meta('evicted.events') ?? 0);
+  }
+
+  meta(key: string): string | undefined {
+    return (this.stmts.getMeta.get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.stmts.setMeta!.run(key, value);
+  }
+
+  private appendTx = (kind: RecordKind, bodies: string[]): number[] => {
+    const code = KIND_CODE[kind];
+    const seqs: number[] = [];
+    for (const b of bodies) {
+      seqs.push(Number(this.stmts.insert!.run(code, b).lastInsertRowid));
+      this.bytes += b.length + ROW_OVERHEAD;
+    }
+    return seqs;
+  };
+  private readonly appendMany = (kind: RecordKind, bodies: string[]) => this.db.transaction(this.appendTx)(kind, bodies);
+
+  /**
+   * Write records (one transaction) and return their seqs. If the buffer is then over its cap,
+   * the oldest telemetry is evicted (events only when no telemetry is left) and reported.
+   */
+  append(kind: RecordKind, bodies: string[]): { seqs: number[]; eviction?: Eviction } {
+    const seqs = bodies.length === 1 ? this.appendTx(kind, bodies) : this.appendMany(kind, bodies);
+    const eviction = this.bytes > this.capBytes ? this.evict() : undefined;
+    return { seqs, eviction };
+  }
+
+  /** Evict down to 90 % of the cap: oldest telemetry first, then oldest events. */
+  evict(): Eviction {
+    const target = this.capBytes * 0.9;
+    const ev: Eviction = { telemetry: 0, events: 0, bytes: 0 };
+    this.db.transaction(() => {
+      for (const kind of ['t', 'e'] as const) {
+        while (this.bytes > target) {
+          const rows = this.stmts.oldestOf.all(kind, 256) as { seq: number; len: number }[];
+          if (!rows.length) break;
+          for (const r of rows) {
+            if (this.bytes <= target) break;
+            this.stmts.delSeq!.run(r.seq);
+            this.bytes -= r.len + ROW_OVERHEAD;
+            ev.bytes += r.len + ROW_OVERHEAD;
+            if (kind === 't') ev.telemetry++;
+            else ev.events++;
+          }
+        }
+      }
+      this.evicted.telemetry += ev.telemetry;
+      this.evicted.events += ev.events;
+      this.setMeta('evicted.telemetry', String(this.evicted.telemetry));
+      this.setMeta('evicted.events', String(this.evicted.events));
+    })();
+    return ev;
+  }
+
+  /**
+   * The next batch after `afterSeq`: consecutive records of one kind, in seq order, at most `max`.
+   * Every record with a seq inside [first, last] of the batch is in it, so a range ack is exact.
+   */
+  nextBatch(afterSeq: number, max: number): StoredRecord[] {
+    const rows = this.stmts.after.all(afterSeq, max) as { seq: number; kind: string; body: string }[];
+    const out: StoredRecord[] = [];
+    for (const r of rows) {
+      const kind = KIND_OF[r.kind]!;
+      if (out.length && out[0]!.kind !== kind) break;
+      out.push({ seq: r.seq, kind, body: r.body });
+    }
+    return out;
+  }
+
+  /** The broker acknowledged [from, to]: drop those records. */
+  ack(from: number, to: number): number {
+    const r = this.stmts.range.get(from, to) as { n: number; b: number };
+    if (!r.n) return 0;
+    this.stmts.del!.run(from, to);
+    this.bytes -= r.b + r.n * ROW_OVERHEAD;
+    return r.n;
+  }
+
+  /** Every buffered record, oldest first (exports). */
+  *iterate(batch = 1000): Generator<StoredRecord> {
+    let after = 0;
+    for (;;) {
+      const rows = this.stmts.after.all(after, batch) as { seq: number; kind: string; body: string }[];
+      if (!rows.length) return;
+      for (const r of rows) yield { seq: r.seq, kind: KIND_OF[r.kind]!, body: r.body };
+      after = rows[rows.length - 1]!.seq;
+    }
+  }
+
+  stats() {
+    const counts = this.db.prepare("SELECT kind, COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM records GROUP BY kind").all() as { kind: string; n: number; lo: number; hi: number }[];
+    const of = (k: string) => counts.find((c) => c.kind === k);
+    const oldest = this.db.prepare('SELECT seq, body FROM records ORDER BY seq LIMIT 1').get() as { seq: number; body: string } | undefined;
+    const lastSeq = (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'records'").get() as { seq: number } | undefined)?.seq ?? 0;
+    let oldestTs: string | null = null;
+    if (oldest) oldestTs = /"ts":"([^"]+)"/.exec(oldest.body)?.[1] ?? null;
+    let fileBytes = 0;
+    for (const suffix of ['', '-wal', '-shm'])
+      try {
+        fileBytes += statSync(this.opts.path + suffix).size;
+      } catch {
+        /* no such part */
+      }
+    return {
+      path: this.opts.path,
+      telemetry: of('t')?.n ?? 0,
+      events: of('e')?.n ?? 0,
+      oldestSeq: oldest?.seq ?? null,
+      oldestTs,
+      lastSeq,
+      bytes: this.bytes,
+      capBytes: this.capBytes,
+      fileBytes,
+      evicted: { ...this.evicted },
+    };
+  }
+
+  get depth(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM records').get() as { n: number }).n;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** The published text of a stored record: the body with its seq first. */
+export function withSeq(r: StoredRecord): string {
+  return r.body.length > 2 ? `{"seq":${r.seq},${r.body.slice(1)}` : `{"seq":${r.seq}}`;
+}

@@ -1,0 +1,204 @@
+/**
+ * MQTT uplink (SPEC §8, outbound): drains the store in seq order at QoS 1 and deletes a batch only
+ * on its PUBACK; status (with the last will), retained state and effective config.
+ *
+ * Delivery: a bounded window of batches is handed to mqtt.js. A batch in flight when the connection
+ * drops stays in mqtt.js's outgoing store and is re-sent first on reconnect (mqtt.js emits `connect`
+ * only after that), so order holds; after a crash the store still has it and it is sent again
+ * (at least once: subscribers de-duplicate by seq).
+ */
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { withSeq, type Store, type StoredRecord } from '../store.js';
+
+export interface MqttUplinkOptions {
+  mqtt: Config['mqtt'];
+  gatewayId: string;
+  store: Store;
+  logger: Logger;
+  version: string;
+  startedAt: string;
+  /** Batches in flight at once. */
+  window?: number;
+  reconnectMinMs?: number;
+}
+
+export function topicPrefix(c: Pick<Config['mqtt'], 'topicPrefix'>, gatewayId: string): string {
+  return `${c.topicPrefix}/${gatewayId}`;
+}
+
+export class MqttUplink extends EventEmitter {
+  readonly prefix: string;
+  private client: MqttClient | undefined;
+  private cursor = 0;
+  private inflight = 0;
+  private readonly window: number;
+  private lastState = '';
+  private state: unknown;
+  private config: unknown;
+  private stopping = false;
+  private backoffMs: number;
+  readonly counters = { published: 0, acked: 0, batches: 0, connects: 0, disconnects: 0 };
+
+  constructor(private readonly o: MqttUplinkOptions) {
+    super();
+    this.prefix = topicPrefix(o.mqtt, o.gatewayId);
+    this.window = o.window ?? 16;
+    this.backoffMs = o.reconnectMinMs ?? 1000;
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  private statusPayload(state: 'online' | 'offline'): string {
+    return JSON.stringify({ state, version: this.o.version, startedAt: this.o.startedAt });
+  }
+
+  start(): void {
+    const m = this.o.mqtt;
+    const readPem = (file: string, what: string) => {
+      try {
+        return readFileSync(file);
+      } catch (e) {
+        throw new Error(`mqtt.${what}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? e})`);
+      }
+    };
+    const opts: IClientOptions = {
+      clientId: `dustgate-${this.o.gatewayId}`,
+      clean: true,
+      keepalive: 30,
+      connectTimeout: 10_000,
+      reconnectPeriod: this.backoffMs,
+      will: { topic: `${this.prefix}/status`, payload: Buffer.from(this.statusPayload('offline')), qos: 1, retain: true },
+      ...(m.username ? { username: m.username, password: m.password } : {}),
+      ...(m.ca ? { ca: readPem(m.ca, 'ca') } : {}),
+      ...(m.cert ? { cert: readPem(m.cert, 'cert') } : {}),
+      ...(m.key ? { key: readPem(m.key, 'key') } : {}),
+      rejectUnauthorized: true,
+    };
+    const client = mqtt.connect(m.url, opts);
+    this.client = client;
+    const log = this.o.logger;
+    client.on('connect', () => {
+      this.counters.connects++;
+      this.backoffMs = this.o.reconnectMinMs ?? 1000;
+      client.options.reconnectPeriod = this.backoffMs;
+      log.info({ url: m.url }, 'broker connected');
+      this.publishRetained('status', this.statusPayload('online'));
+      if (this.config !== undefined) this.publishRetained('config', JSON.stringify(this.config));
+      if (this.state !== undefined) this.publishRetained('state', JSON.stringify(this.state));
+      this.emit('connect');
+      this.pump();
+    });
+    client.on('close', () => {
+      if (this.stopping) return;
+      this.counters.disconnects++;
+      // exponential backoff between attempts, up to mqtt.reconnectMaxS
+      this.backoffMs = Math.min(this.backoffMs * 2, m.reconnectMaxS * 1000);
+      client.options.reconnectPeriod = this.backoffMs;
+      this.emit('disconnect');
+    });
+    let lastErr = '';
+    client.on('error', (e) => {
+      if (e.message !== lastErr) log.warn({ err: e.message, url: m.url }, `broker: ${e.message}`);
+      lastErr = e.message;
+    });
+    client.on('offline', () => {
+      if (!this.stopping) log.warn({ url: m.url, retryMs: this.backoffMs }, 'broker unreachable; buffering');
+    });
+    client.on('message', (topic, payload) => this.emit('message', topic, payload));
+  }
+
+  private publishRetained(sub: string, payload: string): void {
+    if (!this.connected) return;
+    this.client!.publish(`${this.prefix}/${sub}`, payload, { qos: 1, retain: true });
+  }
+
+  /** Retained state; published when `key` (the state without its volatile parts) changes, and on every connect. */
+  publishState(state: unknown, key: string): boolean {
+    this.state = state;
+    if (key === this.lastState) return false;
+    this.lastState = key;
+    this.publishRetained('state', JSON.stringify(state));
+    return true;
+  }
+
+  publishConfig(config: unknown): void {
+    this.config = config;
+    this.publishRetained('config', JSON.stringify(config));
+  }
+
+  /** Publish a non-buffered message (command results, config results). */
+  publish(sub: string, payload: string, retain = false): void {
+    this.client?.publish(`${this.prefix}/${sub}`, payload, { qos: 1, retain });
+  }
+
+  subscribe(topics: string[]): void {
+    this.client?.subscribe(topics, { qos: 1 });
+  }
+
+  /** New records are in the store: send what the window allows. */
+  pump(): void {
+    const client = this.client;
+    if (!client || this.stopping) return;
+    while (client.connected && this.inflight < this.window) {
+      const batch = this.o.store.nextBatch(this.cursor, this.o.mqtt.maxBatch);
+      if (!batch.length) return;
+      this.send(client, batch);
+    }
+  }
+
+  private send(client: MqttClient, batch: StoredRecord[]): void {
+    const first = batch[0]!.seq;
+    const last = batch[batch.length - 1]!.seq;
+    this.cursor = last;
+    this.inflight++;
+    const kind = batch[0]!.kind;
+    const key = kind === 'telemetry' ? 'readings' : 'events';
+    const payload = `{"gateway":${JSON.stringify(this.o.gatewayId)},"${key}":[${batch.map(withSeq).join(',')}]}`;
+    this.counters.published += batch.length;
+    this.counters.batches++;
+    client.publish(`${this.prefix}/${kind === 'telemetry' ? 'telemetry' : 'events'}`, payload, { qos: 1 }, (err) => {
+      this.inflight--;
+      if (err) {
+        // not delivered and no longer in mqtt.js's hands: read it again from the store
+        if (!this.stopping) this.o.logger.warn({ err: err.message, first, last }, 'publish failed; will resend from the buffer');
+        this.cursor = Math.min(this.cursor, first - 1);
+      } else {
+        this.o.store.ack(first, last);
+        this.counters.acked += batch.length;
+        this.emit('acked', first, last);
+      }
+      this.pump();
+    });
+  }
+
+  /** Wait until everything buffered is acknowledged (or `timeoutMs` passes). */
+  async flush(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.inflight === 0 && this.o.store.nextBatch(this.cursor, 1).length === 0) return true;
+      this.pump();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return false;
+  }
+
+  /** Say offline (retained) and disconnect. */
+  async stop(): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    if (client.connected) {
+      await new Promise<void>((resolve) => {
+        client.publish(`${this.prefix}/status`, this.statusPayload('offline'), { qos: 1, retain: true }, () => resolve());
+        setTimeout(resolve, 1000).unref();
+      });
+    }
+    this.stopping = true;
+    await client.endAsync(true).catch(() => undefined);
+  }
+}
