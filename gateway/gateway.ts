@@ -119,7 +119,10 @@ export class Gateway extends EventEmitter {
     if (this.tick) clearInterval(this.tick);
     await this.poller.stop();
     if (this.started) {
-      this.handle({ events: this.engine.drainEvents(), commands: this.engine.allOff(this.now(), reason) });
+      const commands = this.engine.allOff(this.now(), reason);
+      this.handle({ events: this.engine.drainEvents(), commands });
+      // every output, not only those the rules had on: off and read back
+      await this.outputs.allOff();
       await this.outputs.idle();
       this.logger.info({ outputs: this.outputs.actual }, 'outputs off at shutdown');
       this.publishState();

@@ -43,6 +43,8 @@ export class VirtualDevice {
   readonly overrides: Values = {};
   faults: TimedFault[] = [];
   readonly stats = { requests: 0, replies: 0, faultsInjected: 0, writes: 0 };
+  /** Coil writes that changed a relay, in scenario seconds (the last 10,000): what the gateway really switched. */
+  readonly coilLog: { t: number; channel: number; on: boolean }[] = [];
 
   constructor(o: VirtualDeviceOptions) {
     this.id = o.id;
@@ -125,7 +127,14 @@ export class VirtualDevice {
         const bank = d.coils;
         const values = req.fn === 5 ? [req.value] : req.values;
         if (!bank || req.address < bank.address || req.address + values.length > bank.address + bank.count) return encodeException(req.fn, 2);
-        values.forEach((v, i) => (this.overrides[channelMetric(req.address - bank.address + i + 1)] = v ? 1 : 0));
+        values.forEach((v, i) => {
+          const ch = req.address - bank.address + i + 1;
+          if ((this.overrides[channelMetric(ch)] ?? 0) !== (v ? 1 : 0)) {
+            this.coilLog.push({ t, channel: ch, on: v });
+            if (this.coilLog.length > 10_000) this.coilLog.shift();
+          }
+          this.overrides[channelMetric(ch)] = v ? 1 : 0;
+        });
         this.stats.writes++;
         return req.fn === 5
           ? encodeResponse({ fn: 5, address: req.address, value: req.value })

@@ -231,7 +231,7 @@ export class RulesEngine {
       if (!res.change) return;
       this.alarms[metric] = res.level;
       const level = res.change === 'cleared' ? 'none' : res.level;
-      this.emit({ type: 'dust_alarm', ts: now, state: res.change, level, metric, value: Math.round((mean ?? 0) * 10) / 10, threshold: res.threshold, ...extra });
+      this.emit({ type: 'dust_alarm', ts: now, state: res.change, level, metric, value: Math.round((mean ?? 0) * 100) / 100, threshold: res.threshold, ...extra });
       if (res.change !== 'cleared') changed.push(metric);
     };
     for (const m of DUST_METRICS) check(m, meanOver(this.windows[m] ?? [], now, r.dustAlarm.averageS), r.dustAlarm[m]);

@@ -1,0 +1,237 @@
+/**
+ * End-to-end rigs: the simulator on a scenario, a real broker (aedes in-process or mosquitto), the
+ * gateway, and an MQTT subscriber that keeps everything it receives. Only time is faked: a scaled
+ * clock shared by the simulator and the gateway runs a scenario's quarter hour in seconds.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { pino } from 'pino';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../gateway/broker.js';
+import { resolveConfig } from '../../gateway/config/load.js';
+import { Gateway } from '../../gateway/gateway.js';
+import { loadScenario } from '../../simulator/scenario.js';
+import { Simulator } from '../../simulator/simulator.js';
+import { freePort, requireTool, uniquePath, waitFor } from './system.js';
+
+export const ROOT = path.resolve(__dirname, '../..');
+
+/** A clock running `factor` times faster than the wall clock, from `startMs`. */
+export function scaledClock(factor: number, startMs = Date.now()): () => number {
+  const real0 = Date.now();
+  return () => startMs + (Date.now() - real0) * factor;
+}
+
+export interface Received {
+  topic: string;
+  payload: Record<string, unknown>;
+  retain: boolean;
+}
+
+export class Subscriber {
+  readonly messages: Received[] = [];
+  constructor(readonly client: MqttClient) {
+    client.on('message', (topic, payload, packet) => {
+      try {
+        this.messages.push({ topic, payload: JSON.parse(payload.toString()) as Record<string, unknown>, retain: packet.retain });
+      } catch {
+        this.messages.push({ topic, payload: { raw: payload.toString() }, retain: packet.retain });
+      }
+    });
+  }
+
+  static async connect(url: string, topic = 'dustgate/#', opts: mqtt.IClientOptions = {}): Promise<Subscriber> {
+    const client = await mqtt.connectAsync(url, { reconnectPeriod: 100, ...opts });
+    const s = new Subscriber(client);
+    await client.subscribeAsync(topic, { qos: 1 });
+    return s;
+  }
+
+  on(suffix: string): Received[] {
+    return this.messages.filter((m) => m.topic.endsWith(`/${suffix}`));
+  }
+
+  events(type?: string): Record<string, unknown>[] {
+    const all = this.on('events').flatMap((m) => m.payload.events as Record<string, unknown>[]);
+    return type ? all.filter((e) => e.type === type) : all;
+  }
+
+  readings(device?: string): Record<string, unknown>[] {
+    const all = this.on('telemetry').flatMap((m) => m.payload.readings as Record<string, unknown>[]);
+    return device ? all.filter((r) => r.device === device) : all;
+  }
+
+  /** Every seq received (telemetry and events), in arrival order. */
+  seqs(): number[] {
+    return this.messages
+      .filter((m) => m.topic.endsWith('/telemetry') || m.topic.endsWith('/events'))
+      .flatMap((m) => ((m.payload.readings ?? m.payload.events) as { seq: number }[]).map((r) => r.seq));
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync(true);
+  }
+}
+
+/** Assert the SPEC §7 guarantee on what a subscriber holds: every seq from first to last, first copies in order. */
+export function checkNoLoss(seqs: number[]): { first: number; last: number; unique: number; duplicates: number } {
+  const seen = new Set<number>();
+  const firsts: number[] = [];
+  for (const s of seqs) {
+    if (seen.has(s)) continue;
+    seen.add(s);
+    firsts.push(s);
+  }
+  for (let i = 1; i < firsts.length; i++)
+    if (firsts[i]! <= firsts[i - 1]!) throw new Error(`seq ${firsts[i]} arrived after ${firsts[i - 1]} (out of order)`);
+  const first = firsts[0] ?? 0;
+  const last = firsts[firsts.length - 1] ?? 0;
+  const missing: number[] = [];
+  for (let s = first; s <= last; s++) if (!seen.has(s)) missing.push(s);
+  if (missing.length) throw new Error(`${missing.length} seqs missing between ${first} and ${last}: ${missing.slice(0, 20).join(', ')}`);
+  return { first, last, unique: firsts.length, duplicates: seqs.length - firsts.length };
+}
+
+export function tempDir(tag: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `dustgate-${tag}-`));
+}
+
+/** The usual test site: head, relays, dio on one line, outputs and inputs as in the demo. */
+export function siteConfig(o: { bus: Record<string, unknown>; mqttUrl: string; dir: string; rules?: Record<string, unknown>; pollMs?: number; extra?: Record<string, unknown>; id?: string }) {
+  const poll = o.pollMs ?? 100;
+  return {
+    gateway: { id: o.id ?? 'test-site-0001', site: { name: 'test', kind: 'construction', city: 'zhengzhou' } },
+    buses: [{ id: 'main', timeoutMs: 300, ...o.bus }],
+    devices: [
+      { id: 'head', bus: 'main', unit: 1, driver: 'cwt-weather-station', pollMs: poll },
+      { id: 'relays', bus: 'main', unit: 2, driver: 'waveshare-relay-8ch', pollMs: poll * 2 },
+      { id: 'dio', bus: 'main', unit: 3, driver: 'waveshare-di-8ch', pollMs: Math.max(50, poll / 2) },
+    ],
+    outputs: {
+      sprinkler: { device: 'relays', channel: 1, kind: 'road' },
+      sweepStopSignal: { device: 'relays', channel: 2 },
+      cameraTrigger: { device: 'relays', channel: 3, pulseMs: 500 },
+    },
+    inputs: {
+      gateCamera: { device: 'dio', channel: 1, kind: 'video-trigger', debounceMs: 50 },
+      earthwork: { device: 'dio', channel: 2, kind: 'earthwork-activity' },
+    },
+    rules: o.rules ?? {},
+    storage: { path: path.join(o.dir, 'buffer.db'), maxMB: 64 },
+    mqtt: { url: o.mqttUrl, topicPrefix: 'dustgate', group: 'zhengzhou', maxBatch: 500 },
+    ...o.extra,
+  };
+}
+
+export interface InProcessRig {
+  sim: Simulator;
+  broker: EmbeddedBroker;
+  gw: Gateway;
+  sub: Subscriber;
+  now: () => number;
+  /** Scenario seconds now. */
+  t(): number;
+  stop(): Promise<void>;
+}
+
+/** Scenario + aedes + gateway in this process, over the serialport mock binding, on a scaled clock. */
+export async function startInProcess(scenario: string, o: { factor: number; rules?: Record<string, unknown>; pollMs?: number; startMs?: number; extra?: Record<string, unknown> }): Promise<InProcessRig> {
+  const now = scaledClock(o.factor, o.startMs);
+  const sim = new Simulator(loadScenario(path.join(ROOT, 'seeds/scenarios', `${scenario}.yaml`)), { nowMs: now, wireTime: false });
+  const portPath = uniquePath('gw');
+  sim.serveMock(portPath, 'main');
+  const broker = await startEmbeddedBroker('127.0.0.1', 0);
+  const url = `mqtt://127.0.0.1:${broker.port}`;
+  const sub = await Subscriber.connect(url);
+  const dir = tempDir(scenario);
+  const loaded = resolveConfig(siteConfig({ bus: { type: 'rtu', path: portPath, baudRate: 9600 }, mqttUrl: url, dir, rules: o.rules, pollMs: o.pollMs, extra: o.extra }));
+  const gw = new Gateway({ loaded, now, binding: sim.binding, logger: pino({ level: 'error' }), tickMs: 50 });
+  await gw.start();
+  return {
+    sim,
+    broker,
+    gw,
+    sub,
+    now,
+    t: () => sim.t,
+    async stop() {
+      await gw.stop();
+      await sub.close();
+      await sim.stop();
+      await broker.stop();
+    },
+  };
+}
+
+// ------------------------------------------------------------------ mosquitto and child gateways
+
+export interface Mosquitto {
+  port: number;
+  url: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A mosquitto of our own on a free loopback port; `persistence` keeps sessions across restarts. */
+export async function startMosquitto(o: { persistence?: boolean; dir?: string } = {}): Promise<Mosquitto> {
+  requireTool('mosquitto', ['-h']);
+  const port = await freePort();
+  const dir = o.dir ?? tempDir('mosquitto');
+  const conf = path.join(dir, 'mosquitto.conf');
+  writeFileSync(
+    conf,
+    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', `persistence ${o.persistence ? 'true' : 'false'}`, `persistence_location ${dir}/`, 'max_queued_messages 100000', 'log_dest none', ''].join('\n'),
+  );
+  let proc: ChildProcess | undefined;
+  const m: Mosquitto = {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    async start() {
+      proc = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
+      await waitFor(
+        () =>
+          new Promise<boolean>((resolve) => {
+            const s = net.connect(port, '127.0.0.1');
+            s.once('connect', () => {
+              s.destroy();
+              resolve(true);
+            });
+            s.once('error', () => resolve(false));
+          }),
+        5000,
+      );
+    },
+    async stop() {
+      const p = proc;
+      if (!p || p.exitCode !== null) return;
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await exited;
+    },
+  };
+  await m.start();
+  return m;
+}
+
+export interface ChildGateway {
+  proc: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/** `dustgate run --config FILE` as a child process (from source through tsx). */
+export function spawnGateway(configFile: string): ChildGateway {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), 'run', '--config', configFile], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, DUSTGATE_LOG_LEVEL: 'info' },
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  return { proc, output: () => out, exited };
+}
