@@ -11,7 +11,7 @@ const dustgate = (args: string[]) => runCommand(process.execPath, ['--import', '
 
 const base = () => ({
   gateway: { id: 'zz-site-0001', site: { name: 'x', kind: 'construction', city: 'zhengzhou' } },
-  buses: [{ id: 'line1', type: 'rtu', path: '/dev/ttyUSB0', baudRate: 4800 }],
+  buses: [{ id: 'line1', type: 'rtu', path: '/dev/ttyUSB0', baudRate: 4800 }] as Record<string, unknown>[],
   devices: [
     { id: 'head', bus: 'line1', unit: 1, driver: 'cwt-weather-station' },
     { id: 'relays', bus: 'line1', unit: 2, driver: 'waveshare-relay-8ch' },
