@@ -62,6 +62,9 @@ export class Gateway extends EventEmitter {
   private stopped = false;
   readonly startedAt: string;
   private metricsOfDevice = new Map<string, string[]>();
+  private deviceConfig = new Map<string, Config['devices'][number]>();
+  /** Devices whose readings feed a rule: metric sources and input modules. */
+  private ruleDevices = new Set<string>();
   readonly counters = { readings: 0, events: 0, evictedTelemetry: 0, evictedEvents: 0 };
 
   constructor(private readonly opts: GatewayOptions) {
@@ -82,7 +85,11 @@ export class Gateway extends EventEmitter {
       this.metricsOfDevice.set(d.id, metricsOf(def));
     }
     this.store = new Store({ path: c.storage.path, maxMB: c.storage.maxMB, durability: c.storage.durability });
-    this.engine = new RulesEngine({ rules: c.rules, outputs: c.outputs, inputs: c.inputs, sources: resolveSources(c), timezone: opts.loaded.timezone }, this.now());
+    const sources = resolveSources(c);
+    this.engine = new RulesEngine({ rules: c.rules, outputs: c.outputs, inputs: c.inputs, sources, timezone: opts.loaded.timezone }, this.now());
+    for (const d of c.devices) this.deviceConfig.set(d.id, d);
+    for (const id of Object.values(sources)) this.ruleDevices.add(id);
+    for (const i of Object.values(c.inputs)) this.ruleDevices.add(i.device);
     this.outputs = new OutputManager(c.outputs, this.devices, (f) => this.outputFault(f), this.logger);
     this.poller = new Poller([...this.devices.values()], { now: this.now, logger: this.logger });
     this.poller.on('reading', (r: RawReading) => this.onReading(r));
@@ -137,12 +144,15 @@ export class Gateway extends EventEmitter {
   // ---------------------------------------------------------------- data path
 
   private onReading(raw: RawReading): void {
-    const cfg = this.config.devices.find((d) => d.id === raw.device);
+    const cfg = this.deviceConfig.get(raw.device);
     const reading: Reading = { device: raw.device, ts: Date.parse(raw.ts), values: raw.values, flags: flagValues(raw.values, cfg?.ranges ?? {}) };
     this.storeReading(reading);
     this.outputs.onReading(reading);
-    this.engine.ingest(reading);
-    this.evaluate();
+    // only readings the rules use (sources and inputs) need an evaluation now; the tick covers time
+    if (this.ruleDevices.has(raw.device)) {
+      this.engine.ingest(reading);
+      this.evaluate();
+    }
   }
 
   private onReadError(device: string, _e: DriverError): void {
@@ -155,7 +165,7 @@ export class Gateway extends EventEmitter {
     this.counters.readings++;
     this.emit('reading', { ...r, seq: seqs[0] });
     if (eviction) this.overflow(eviction);
-    this.uplink?.pump();
+    this.uplink?.pumpSoon();
   }
 
   private overflow(ev: Eviction): void {
@@ -177,7 +187,7 @@ export class Gateway extends EventEmitter {
       this.emit('event', { ...e, seq: seqs[i] } satisfies GatewayEvent);
     });
     if (eviction) this.overflow(eviction);
-    this.uplink?.pump();
+    this.uplink?.pumpSoon();
     this.publishState();
   }
 

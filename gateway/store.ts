@@ -52,7 +52,6 @@ export class Store {
       this.db.pragma(`synchronous = ${opts.durability === 'full' ? 'FULL' : 'NORMAL'}`);
       this.db.exec(`
         CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL);
-        CREATE INDEX IF NOT EXISTS records_kind ON records (kind, seq);
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         -- minute/hour/day aggregates for HJ 212 back-fill: never evicted with the buffer, kept 35+ days
         CREATE TABLE IF NOT EXISTS aggregates (
@@ -65,7 +64,7 @@ export class Store {
     const db = this.db;
     this.stmts = {
       insert: opts.readonly ? undefined : db.prepare('INSERT INTO records (kind, body) VALUES (?, ?)'),
-      after: db.prepare('SELECT seq, kind, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?'),
+      after: db.prepare('SELECT seq, kind, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?').raw(true),
       range: db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(length(body)), 0) AS b FROM records WHERE seq BETWEEN ? AND ?'),
       del: opts.readonly ? undefined : db.prepare('DELETE FROM records WHERE seq BETWEEN ? AND ?'),
       oldestOf: db.prepare('SELECT seq, length(body) AS len FROM records WHERE kind = ? ORDER BY seq LIMIT ?'),
@@ -73,8 +72,7 @@ export class Store {
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: opts.readonly ? undefined : db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     };
-    const t = db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(length(body)), 0) AS b FROM records').get() as { n: number; b: number };
-    this.bytes = t.b + t.n * ROW_OVERHEAD;
+    this.recount();
     this.evicted.telemetry = Number(this.meta('evicted.telemetry') ?? 0);
     this.evicted.events = Number(this.meta('evicted.events') ?? 0);
   }
@@ -140,18 +138,33 @@ export class Store {
    * Every record with a seq inside [first, last] of the batch is in it, so a range ack is exact.
    */
   nextBatch(afterSeq: number, max: number): StoredRecord[] {
-    const rows = this.stmts.after.all(afterSeq, max) as { seq: number; kind: string; body: string }[];
+    const rows = this.stmts.after.all(afterSeq, max) as [number, string, string][];
     const out: StoredRecord[] = [];
+    const first = rows[0]?.[1];
     for (const r of rows) {
-      const kind = KIND_OF[r.kind]!;
-      if (out.length && out[0]!.kind !== kind) break;
-      out.push({ seq: r.seq, kind, body: r.body });
+      if (r[1] !== first) break;
+      out.push({ seq: r[0], kind: KIND_OF[r[1]]!, body: r[2] });
     }
     return out;
   }
 
-  /** The broker acknowledged [from, to]: drop those records. */
-  ack(from: number, to: number): number {
+  /**
+   * The broker acknowledged [from, to]: drop those records. `known` is the batch as it was sent
+   * (count and body bytes); if eviction took some of it meanwhile, the size is counted again.
+   */
+  ack(from: number, to: number, known?: { count: number; bytes: number }): number {
+    if (known && this.deferAcks) {
+      // acks arriving together are deleted together, in one transaction, right after this tick
+      this.pendingAcks.push({ from, to, ...known });
+      if (!this.ackFlush) this.ackFlush = setImmediate(() => this.flushAcks());
+      return known.count;
+    }
+    if (known) {
+      const n = this.stmts.del!.run(from, to).changes;
+      if (n === known.count) this.bytes -= known.bytes + n * ROW_OVERHEAD;
+      else this.recount();
+      return n;
+    }
     const r = this.stmts.range.get(from, to) as { n: number; b: number };
     if (!r.n) return 0;
     this.stmts.del!.run(from, to);
@@ -159,14 +172,40 @@ export class Store {
     return r.n;
   }
 
+  private pendingAcks: { from: number; to: number; count: number; bytes: number }[] = [];
+  private ackFlush: NodeJS.Immediate | undefined;
+  /** Coalesce acks (the uplink's case); direct calls delete at once. */
+  deferAcks = false;
+
+  /** Delete every acknowledged range queued so far (one transaction). */
+  flushAcks(): void {
+    if (this.ackFlush) clearImmediate(this.ackFlush);
+    this.ackFlush = undefined;
+    const acks = this.pendingAcks;
+    if (!acks.length || !this.db.open) return;
+    this.pendingAcks = [];
+    this.db.transaction(() => {
+      for (const a of acks) {
+        const n = this.stmts.del!.run(a.from, a.to).changes;
+        if (n === a.count) this.bytes -= a.bytes + n * ROW_OVERHEAD;
+        else this.recount();
+      }
+    })();
+  }
+
+  private recount(): void {
+    const t = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(length(body)), 0) AS b FROM records').get() as { n: number; b: number };
+    this.bytes = t.b + t.n * ROW_OVERHEAD;
+  }
+
   /** Every buffered record, oldest first (exports). */
   *iterate(batch = 1000): Generator<StoredRecord> {
     let after = 0;
     for (;;) {
-      const rows = this.stmts.after.all(after, batch) as { seq: number; kind: string; body: string }[];
+      const rows = this.stmts.after.all(after, batch) as [number, string, string][];
       if (!rows.length) return;
-      for (const r of rows) yield { seq: r.seq, kind: KIND_OF[r.kind]!, body: r.body };
-      after = rows[rows.length - 1]!.seq;
+      for (const r of rows) yield { seq: r[0], kind: KIND_OF[r[1]]!, body: r[2] };
+      after = rows[rows.length - 1]![0];
     }
   }
 
@@ -199,10 +238,12 @@ export class Store {
   }
 
   get depth(): number {
+    this.flushAcks();
     return (this.db.prepare('SELECT COUNT(*) AS n FROM records').get() as { n: number }).n;
   }
 
   close(): void {
+    this.flushAcks();
     if (this.db.open) this.db.close();
   }
 }

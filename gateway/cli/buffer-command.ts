@@ -1,6 +1,5 @@
 /** `dustgate buffer stats|export --config FILE`: look into the local store-and-forward buffer. */
 import type { Command } from 'commander';
-import { SingleBar, Presets } from 'cli-progress';
 import { createWriteStream, existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { loadConfigFile } from '../config/load.js';
@@ -58,6 +57,7 @@ export function registerBufferCommand(program: Command): void {
         const store = openStore(o.config);
         const total = store.depth;
         const out = o.out ? createWriteStream(o.out) : process.stdout;
+        const { SingleBar, Presets } = await import('cli-progress');
         const bar = new SingleBar({ format: 'export [{bar}] {percentage}% {value}/{total} records, eta {eta}s', stream: process.stderr }, Presets.shades_classic);
         bar.start(total, 0);
         if (o.format === 'csv') out.write('seq,kind,ts,device,type,body\n');

@@ -6,15 +6,9 @@ import type { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
-import { pino } from 'pino';
-import { startEmbeddedBroker } from '../broker.js';
-import { loadConfigFile, resolveConfig } from '../config/load.js';
-import { Gateway } from '../gateway.js';
-import { topicPrefix } from '../uplink/mqtt.js';
 import { action } from './errors.js';
 import { parseIntIn } from './parse.js';
 import { stopOnSignals } from './run-command.js';
-import { startSimulator } from './sim-command.js';
 
 /** Project root, whether run from source (gateway/cli) or from the bundle (dist/). */
 export function projectRoot(): string {
@@ -44,6 +38,15 @@ export function registerDemoCommand(program: Command): void {
     .addHelpText('after', '\nThen watch it:\n  mosquitto_sub -h 127.0.0.1 -p 1883 -t "dustgate/#" -v\n')
     .action(
       action(async (o: DemoOpts) => {
+        // loaded here, not at start-up: `dustgate run` should not carry the broker and the simulator
+        const [{ pino }, { startEmbeddedBroker }, { loadConfigFile, resolveConfig }, { Gateway }, { topicPrefix }, { startSimulator }] = await Promise.all([
+          import('pino'),
+          import('../broker.js'),
+          import('../config/load.js'),
+          import('../gateway.js'),
+          import('../uplink/mqtt.js'),
+          import('./sim-command.js'),
+        ]);
         const root = projectRoot();
         const mqttPort = parseIntIn(o.mqttPort, '--mqtt-port', 0, 65535);
         const broker = await startEmbeddedBroker('127.0.0.1', mqttPort);

@@ -1,7 +1,6 @@
 /** `dustgate sim`: run the hardware simulator alone. */
 import type { Command } from 'commander';
-import { loadScenario } from '../../simulator/scenario.js';
-import { Simulator } from '../../simulator/simulator.js';
+import type { Simulator } from '../../simulator/simulator.js';
 import { createLogger } from '../log.js';
 import { action } from './errors.js';
 import { parseHostPort } from './parse.js';
@@ -22,6 +21,7 @@ function parsePty(s: string): { line: string; path: string } {
 }
 
 export async function startSimulator(o: SimOpts): Promise<{ sim: Simulator; where: Record<string, string> }> {
+  const [{ loadScenario }, { Simulator }] = await Promise.all([import('../../simulator/scenario.js'), import('../../simulator/simulator.js')]);
   const scenario = loadScenario(o.scenario);
   const sim = new Simulator(scenario, { wireTime: o.wireTime });
   const where: Record<string, string> = {};

@@ -105,8 +105,18 @@ export function alarmStep(
 // ------------------------------------------------------------------ local time
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
-/** Local calendar fields of `now` in `timeZone`. */
+const lastParts = new Map<string, { minute: number; parts: { month: number; day: number; hour: number; minute: number } }>();
+/** Local calendar fields of `now` in `timeZone` (cached per minute: the rules ask several times a second). */
 export function localParts(now: number, timeZone: string): { month: number; day: number; hour: number; minute: number } {
+  const minute = Math.floor(now / 60_000);
+  const hit = lastParts.get(timeZone);
+  if (hit && hit.minute === minute) return hit.parts;
+  const parts = formatParts(now, timeZone);
+  lastParts.set(timeZone, { minute, parts });
+  return parts;
+}
+
+function formatParts(now: number, timeZone: string): { month: number; day: number; hour: number; minute: number } {
   let f = formatters.get(timeZone);
   if (!f) {
     f = new Intl.DateTimeFormat('en-GB', { timeZone, month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', hourCycle: 'h23' });

@@ -48,6 +48,7 @@ export class MqttUplink extends EventEmitter {
     this.prefix = topicPrefix(o.mqtt, o.gatewayId);
     this.window = o.window ?? 16;
     this.backoffMs = o.reconnectMinMs ?? 1000;
+    o.store.deferAcks = true;
   }
 
   get connected(): boolean {
@@ -141,7 +142,17 @@ export class MqttUplink extends EventEmitter {
     this.client?.subscribe(topics, { qos: 1 });
   }
 
-  /** New records are in the store: send what the window allows. */
+  private pumpTimer: NodeJS.Timeout | undefined;
+  /** New records are in the store: send soon (live records arriving close together share a message). */
+  pumpSoon(delayMs = 20): void {
+    if (this.pumpTimer) return;
+    this.pumpTimer = setTimeout(() => {
+      this.pumpTimer = undefined;
+      this.pump();
+    }, delayMs);
+  }
+
+  /** Send what the window allows. */
   pump(): void {
     const client = this.client;
     if (!client || this.stopping) return;
@@ -155,12 +166,15 @@ export class MqttUplink extends EventEmitter {
   private send(client: MqttClient, batch: StoredRecord[]): void {
     const first = batch[0]!.seq;
     const last = batch[batch.length - 1]!.seq;
+    const kind = batch[0]!.kind;
+    const count = batch.length;
+    let bytes = 0;
+    for (const r of batch) bytes += r.body.length;
     this.cursor = last;
     this.inflight++;
-    const kind = batch[0]!.kind;
     const key = kind === 'telemetry' ? 'readings' : 'events';
     const payload = `{"gateway":${JSON.stringify(this.o.gatewayId)},"${key}":[${batch.map(withSeq).join(',')}]}`;
-    this.counters.published += batch.length;
+    this.counters.published += count;
     this.counters.batches++;
     client.publish(`${this.prefix}/${kind === 'telemetry' ? 'telemetry' : 'events'}`, payload, { qos: 1 }, (err) => {
       this.inflight--;
@@ -169,8 +183,8 @@ export class MqttUplink extends EventEmitter {
         if (!this.stopping) this.o.logger.warn({ err: err.message, first, last }, 'publish failed; will resend from the buffer');
         this.cursor = Math.min(this.cursor, first - 1);
       } else {
-        this.o.store.ack(first, last);
-        this.counters.acked += batch.length;
+        this.o.store.ack(first, last, { count, bytes });
+        this.counters.acked += count;
         this.emit('acked', first, last);
       }
       this.pump();
@@ -199,6 +213,7 @@ export class MqttUplink extends EventEmitter {
       });
     }
     this.stopping = true;
+    if (this.pumpTimer) clearTimeout(this.pumpTimer);
     await client.endAsync(true).catch(() => undefined);
   }
 }

@@ -1,0 +1,62 @@
+/** Shared by the benchmarks: the result row, free ports, a private mosquitto. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface Result {
+  name: string;
+  measured: string;
+  baseline: string;
+  ratio: number;
+  target: string;
+  pass: boolean;
+}
+
+export const quick = process.argv.includes('--quick');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+export async function startMosquitto(): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dustgate-bench-mq-'));
+  const conf = path.join(dir, 'mosquitto.conf');
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 200000\nmax_inflight_messages 0\nlog_dest none\n`);
+  let proc: ChildProcess;
+  try {
+    proc = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
+  } catch {
+    throw new Error('mosquitto is not installed: run `bash scripts/install-system-deps.sh`');
+  }
+  const spawnErr = new Promise<never>((_, rej) => proc.once('error', () => rej(new Error('mosquitto is not installed: run `bash scripts/install-system-deps.sh`'))));
+  const ready = (async () => {
+    for (let i = 0; i < 100; i++) {
+      const ok = await new Promise<boolean>((r) => {
+        const s = net.connect(port, '127.0.0.1');
+        s.once('connect', () => (s.destroy(), r(true)));
+        s.once('error', () => r(false));
+      });
+      if (ok) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('mosquitto did not start');
+  })();
+  await Promise.race([ready, spawnErr]);
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const done = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await done;
+    },
+  };
+}

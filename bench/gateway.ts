@@ -1,0 +1,223 @@
+/** Gateway benchmarks: the drain to a real broker, buffer writes, and the load of 50 devices. */
+import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
+import { pino } from 'pino';
+import { resolveConfig } from '../gateway/config/load.js';
+import { Store, withSeq } from '../gateway/store.js';
+import { MqttUplink } from '../gateway/uplink/mqtt.js';
+import { parseScenario } from '../simulator/scenario.js';
+import { Simulator } from '../simulator/simulator.js';
+import { freePort, quick, startMosquitto, type Result } from './common.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const tmp = (tag: string) => mkdtempSync(path.join(os.tmpdir(), `dustgate-bench-${tag}-`));
+
+function readingBodies(n: number): string[] {
+  const out: string[] = [];
+  const t0 = Date.parse('2026-06-01T02:00:00Z');
+  for (let i = 0; i < n; i++) {
+    const values = { windSpeed: 2.1 + (i % 7) / 10, windDirection: 135, humidity: 40.5, temperature: 18.2, noise: 55.3, pm25: 40 + (i % 13), pm10: 80 + (i % 17), pressure: 100.8 };
+    const flags = Object.fromEntries(Object.keys(values).map((k) => [k, 'N']));
+    out.push(JSON.stringify({ ts: new Date(t0 + i * 1000).toISOString(), device: 'head', values, flags }));
+  }
+  return out;
+}
+
+/** (c) n buffered readings to mosquitto at QoS 1: dustgate's uplink against a bare mqtt.js loop (median of 3 alternating pairs, after a warm-up pair). */
+export async function drain(): Promise<Result> {
+  const n = quick ? 20_000 : 100_000;
+  const mq = await startMosquitto();
+  try {
+    const bodies = readingBodies(n);
+    const texts = bodies.map((b, i) => withSeq({ seq: i + 1, kind: 'telemetry', body: b }));
+    const mqttCfg = resolveConfig({ gateway: { id: 'bench-gw' }, mqtt: { url: mq.url, maxBatch: 500 } }).config.mqtt;
+    // dustgate: a filled store; time from connect to every record acknowledged (and deleted)
+    const ours = async (count: number) => {
+      const store = new Store({ path: path.join(tmp('drain'), 'buffer.db'), maxMB: 2048 });
+      for (let i = 0; i < count; i += 5000) store.append('telemetry', bodies.slice(i, Math.min(count, i + 5000)));
+      const up = new MqttUplink({ mqtt: mqttCfg, gatewayId: 'bench-gw', store, logger: pino({ level: 'silent' }), version: 'bench', startedAt: new Date().toISOString() });
+      const t0 = performance.now();
+      await new Promise<void>((resolve) => {
+        let acked = 0;
+        up.on('acked', (first: number, last: number) => {
+          acked += last - first + 1;
+          if (acked >= count) resolve();
+        });
+        up.start();
+      });
+      const ms = performance.now() - t0;
+      if (store.depth !== 0) throw new Error('drain: records left in the buffer');
+      await up.stop();
+      store.close();
+      return ms;
+    };
+    // bare mqtt.js: the same readings, one per message, QoS 1, all handed over at once
+    const bare = async (count: number) => {
+      const t1 = performance.now();
+      const client = await mqtt.connectAsync(mq.url, { clientId: 'bench-bare' });
+      await new Promise<void>((resolve, reject) => {
+        let left = count;
+        for (let i = 0; i < count; i++)
+          client.publish('bench/bare/telemetry', texts[i]!, { qos: 1 }, (err) => {
+            if (err) reject(err);
+            else if (--left === 0) resolve();
+          });
+      });
+      const ms = performance.now() - t1;
+      await client.endAsync();
+      return ms;
+    };
+    await ours(Math.min(n, 5000));
+    await bare(Math.min(n, 5000));
+    const pairs: { ours: number; bare: number }[] = [];
+    for (let k = 0; k < 3; k++) pairs.push({ bare: await bare(n), ours: await ours(n) });
+    pairs.sort((a, b) => a.bare / a.ours - b.bare / b.ours);
+    const mid = pairs[1]!;
+    const ratio = mid.bare / mid.ours;
+    return {
+      name: `drain ${n} readings to mosquitto (QoS 1)`,
+      measured: `${(mid.ours / 1000).toFixed(2)} s (${Math.round(n / (mid.ours / 1000))}/s)`,
+      baseline: `${(mid.bare / 1000).toFixed(2)} s bare mqtt.js`,
+      ratio,
+      target: '≥ 3 (× faster)',
+      pass: ratio >= 3,
+    };
+  } finally {
+    await mq.stop();
+  }
+}
+
+/** (d) buffer writes: each reading serialised and written through the store, against bare inserts of the same rows. */
+export async function bufferWrites(): Promise<Result> {
+  const n = quick ? 20_000 : 100_000;
+  const bodies = readingBodies(n);
+  const readings = bodies.map((b) => JSON.parse(b) as Record<string, unknown>);
+  const oursOnce = () => {
+    const store = new Store({ path: path.join(tmp('writes'), 'buffer.db'), maxMB: 2048 });
+    const t0 = performance.now();
+    for (const r of readings) store.append('telemetry', [JSON.stringify(r)]);
+    const ms = performance.now() - t0;
+    store.close();
+    return ms;
+  };
+  const bareOnce = () => {
+    const db = new Database(path.join(tmp('writes-bare'), 'bare.db'));
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec('CREATE TABLE records (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL)');
+    const ins = db.prepare("INSERT INTO records (kind, body) VALUES ('t', ?)");
+    const t0 = performance.now();
+    for (const b of bodies) ins.run(b);
+    const ms = performance.now() - t0;
+    db.close();
+    return ms;
+  };
+  const ours: number[] = [];
+  const bare: number[] = [];
+  for (let k = 0; k < 3; k++) {
+    bare.push(bareOnce());
+    ours.push(oursOnce());
+  }
+  const best = (a: number[]) => Math.min(...a);
+  const ratio = best(bare) / best(ours);
+  return {
+    name: `buffer writes (${n} readings, one per transaction)`,
+    measured: `${Math.round(n / (best(ours) / 1000))}/s`,
+    baseline: `${Math.round(n / (best(bare) / 1000))}/s bare inserts`,
+    ratio,
+    target: '≥ 0.5',
+    pass: ratio >= 0.5,
+  };
+}
+
+function procStat(pid: number): { cpuTicks: number } {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  // fields after the name: state(3) … utime(14) stime(15) → index 11, 12 here
+  return { cpuTicks: Number(rest[11]) + Number(rest[12]) };
+}
+function procMem(pid: number): { rssKb: number; hwmKb: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0);
+  return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };
+}
+
+/** (e) 50 devices at 1 Hz over Modbus TCP, telemetry to mosquitto: CPU share and peak RSS of `dustgate run`. */
+export async function gatewayLoad(): Promise<Result[]> {
+  const seconds = quick ? 15 : 60;
+  const devices = 50;
+  const sim = new Simulator(
+    parseScenario({
+      seed: 1,
+      devices: Array.from({ length: devices }, (_, i) => ({
+        id: `d${i + 1}`,
+        driver: 'cwt-weather-station',
+        unit: i + 1,
+        values: { pm10: { const: 80, noise: { sd: 5 } }, temperature: 18, windSpeed: { const: 2, noise: { sd: 0.3 } } },
+      })),
+    }),
+    { wireTime: false },
+  );
+  const port = await freePort();
+  await sim.serveTcp('127.0.0.1', port);
+  const mq = await startMosquitto();
+  const dir = tmp('load');
+  const cfgFile = path.join(dir, 'site.json');
+  writeFileSync(
+    cfgFile,
+    JSON.stringify({
+      gateway: { id: 'bench-load' },
+      buses: [{ id: 'eth', type: 'tcp', host: '127.0.0.1', port, timeoutMs: 500 }],
+      devices: Array.from({ length: devices }, (_, i) => ({ id: `d${i + 1}`, bus: 'eth', unit: i + 1, driver: 'cwt-weather-station', pollMs: 1000 })),
+      storage: { path: path.join(dir, 'buffer.db') },
+      mqtt: { url: mq.url },
+    }),
+  );
+  const dist = path.join(HERE, '../dist/cli.js');
+  const args = existsSync(dist) ? [dist] : ['--import', 'tsx', path.join(HERE, '../gateway/cli/main.ts')];
+  const gw = spawn(process.execPath, [...args, 'run', '--config', cfgFile], { stdio: 'ignore', env: { ...process.env, DUSTGATE_LOG_LEVEL: 'warn' } });
+  try {
+    await new Promise((r) => setTimeout(r, 5000)); // start-up and the first polls are not the steady state
+    const pid = gw.pid!;
+    const hz = 100; // USER_HZ on Linux
+    const c0 = procStat(pid).cpuTicks;
+    const t0 = performance.now();
+    let peakRss = 0;
+    while (performance.now() - t0 < seconds * 1000) {
+      peakRss = Math.max(peakRss, procMem(pid).rssKb);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const cpuS = (procStat(pid).cpuTicks - c0) / hz;
+    const wallS = (performance.now() - t0) / 1000;
+    const share = (cpuS / wallS) * 100;
+    const hwmMb = Math.max(peakRss, procMem(pid).hwmKb) / 1024;
+    return [
+      {
+        name: `${devices} devices at 1 Hz, ${seconds} s: CPU of one core`,
+        measured: `${share.toFixed(2)} %`,
+        baseline: 'budget 5 %',
+        ratio: share / 5,
+        target: '≤ 1 (of budget)',
+        pass: share <= 5,
+      },
+      {
+        name: `${devices} devices at 1 Hz, ${seconds} s: peak RSS`,
+        measured: `${hwmMb.toFixed(1)} MB`,
+        baseline: 'budget 120 MB',
+        ratio: hwmMb / 120,
+        target: '≤ 1 (of budget)',
+        pass: hwmMb <= 120,
+      },
+    ];
+  } finally {
+    gw.kill('SIGTERM');
+    await new Promise((r) => gw.once('exit', r));
+    await sim.stop();
+    await mq.stop();
+  }
+}
