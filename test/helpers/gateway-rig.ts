@@ -176,14 +176,16 @@ export interface Mosquitto {
 }
 
 /** A mosquitto of our own on a free loopback port; `persistence` keeps sessions across restarts. */
-export async function startMosquitto(o: { persistence?: boolean; dir?: string } = {}): Promise<Mosquitto> {
+export async function startMosquitto(o: { persistence?: boolean; dir?: string; listeners?: (port: number) => string[]; port?: number } = {}): Promise<Mosquitto> {
   requireTool('mosquitto', ['-h']);
-  const port = await freePort();
+  const port = o.port ?? (await freePort());
   const dir = o.dir ?? tempDir('mosquitto');
   const conf = path.join(dir, 'mosquitto.conf');
+  const listeners = o.listeners ? o.listeners(port) : [`listener ${port} 127.0.0.1`, 'allow_anonymous true'];
   writeFileSync(
     conf,
-    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', `persistence ${o.persistence ? 'true' : 'false'}`, `persistence_location ${dir}/`, 'max_queued_messages 100000', 'log_dest none', ''].join('\n'),
+    // run as ourselves: started as root, mosquitto would switch to user mosquitto and could not read our files
+    [...listeners, `user ${os.userInfo().username}`, `persistence ${o.persistence ? 'true' : 'false'}`, `persistence_location ${dir}/`, 'max_queued_messages 100000', 'log_dest none', ''].join('\n'),
   );
   let proc: ChildProcess | undefined;
   const m: Mosquitto = {
