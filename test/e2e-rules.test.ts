@@ -150,4 +150,22 @@ describe('dust-event', () => {
     await waitFor(() => r.sub.events('output_changed').some((e) => e.output === 'sprinkler' && e.state === 'off' && e.reason === 'shutdown'), 3000);
     await waitFor(() => r.sub.on('status').at(-1)!.payload.state === 'offline', 3000);
   });
+
+  it('start-up switches every output off and reads it back; a relay found in the wrong state is a fault and is put back', async () => {
+    // a relay left on (by hand, or by a gateway that lost power) before the gateway starts
+    rig = await startInProcess('dust-event', { factor: 1, startMs: JUNE_10AM, beforeStart: (sim) => sim.setValues('relays', { ch1: 1, ch3: 1 }) });
+    const r = rig;
+    expect(r.sim.device('relays')!.overrides).toMatchObject({ ch1: 0, ch3: 0 });
+    expect(r.gw.outputs.actual).toEqual({ sprinkler: 'off', sweepStopSignal: 'off', cameraTrigger: 'off' });
+    // someone switches the sprinkler on at the module: the next poll sees it, reports it, switches it back
+    r.sim.setValues('relays', { ch1: 1 });
+    await waitFor(() => r.sub.events('output_fault').length > 0, 10_000);
+    expect(r.sub.events('output_fault')[0]).toMatchObject({ output: 'sprinkler', wanted: 'off', actual: 'on', reason: 'state_mismatch' });
+    await waitFor(() => r.sim.device('relays')!.overrides.ch1 === 0, 5000);
+    // a relay module that refuses writes: the switch is a write_failed fault and the output is unknown
+    r.sim.setFaults('relays', ['exception:4']);
+    r.sim.setValues('head', { pm10: 400 });
+    await waitFor(() => r.sub.events('output_fault').some((e) => e.reason === 'write_failed'), 10_000);
+    expect(r.gw.outputs.actual.sprinkler).toBe('unknown');
+  });
 });

@@ -138,7 +138,10 @@ export interface InProcessRig {
 }
 
 /** Scenario + aedes + gateway in this process, over the serialport mock binding, on a scaled clock. */
-export async function startInProcess(scenario: string, o: { factor: number; rules?: Record<string, unknown>; pollMs?: number; startMs?: number; extra?: Record<string, unknown> }): Promise<InProcessRig> {
+export async function startInProcess(
+  scenario: string,
+  o: { factor: number; rules?: Record<string, unknown>; pollMs?: number; startMs?: number; extra?: Record<string, unknown>; beforeStart?: (sim: Simulator) => void },
+): Promise<InProcessRig> {
   const now = scaledClock(o.factor, o.startMs);
   const sim = new Simulator(loadScenario(path.join(ROOT, 'seeds/scenarios', `${scenario}.yaml`)), { nowMs: now, wireTime: false });
   const portPath = uniquePath('gw');
@@ -148,6 +151,7 @@ export async function startInProcess(scenario: string, o: { factor: number; rule
   const sub = await Subscriber.connect(url);
   const dir = tempDir(scenario);
   const loaded = resolveConfig(siteConfig({ bus: { type: 'rtu', path: portPath, baudRate: 9600 }, mqttUrl: url, dir, rules: o.rules, pollMs: o.pollMs, extra: o.extra }));
+  o.beforeStart?.(sim);
   const gw = new Gateway({ loaded, now, binding: sim.binding, logger: pino({ level: 'error' }), tickMs: 50 });
   await gw.start();
   return {
