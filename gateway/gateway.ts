@@ -82,7 +82,9 @@ export class Gateway extends EventEmitter {
       const def = definitionOf(d);
       const client = new DeviceClient(this.buses.get(d.bus)!, def, { id: d.id, unit: d.unit, pollMs: d.pollMs, offlineAfter: d.offlineAfter, timeoutMs: d.timeoutMs });
       this.devices.set(d.id, client);
-      this.metricsOfDevice.set(d.id, metricsOf(def));
+      const bank = def.kind === 'modbus' ? (def.coils ?? def.discreteInputs) : undefined;
+      const channels = bank ? Array.from({ length: bank.count }, (_, i) => `ch${i + 1}`) : [];
+      this.metricsOfDevice.set(d.id, [...metricsOf(def), ...channels]);
     }
     this.store = new Store({ path: c.storage.path, maxMB: c.storage.maxMB, durability: c.storage.durability });
     const sources = resolveSources(c);

@@ -168,4 +168,20 @@ describe('dust-event', () => {
     await waitFor(() => r.sub.events('output_fault').some((e) => e.reason === 'write_failed'), 10_000);
     expect(r.gw.outputs.actual.sprinkler).toBe('unknown');
   });
+
+  it('flags reach the subscriber: T over range, B for a device that stops answering, which goes offline in the state', async () => {
+    rig = await startInProcess('dust-event', { factor: 1, startMs: JUNE_10AM });
+    const r = rig;
+    r.sim.setValues('head', { pm10: 1500 });
+    await waitFor(() => r.sub.readings('head').some((x) => (x.values as Record<string, number>).pm10 === 1500), 10_000);
+    const over = r.sub.readings('head').find((x) => (x.values as Record<string, number>).pm10 === 1500)!;
+    expect(over.flags).toMatchObject({ pm10: 'T', pm25: 'N', temperature: 'N' });
+    r.sim.setFaults('dio', ['timeout']);
+    await waitFor(() => r.sub.events('device_status').some((e) => e.device === 'dio' && e.status === 'offline'), 10_000);
+    const gap = r.sub.readings('dio').find((x) => Object.keys(x.values as object).length === 0)!;
+    expect(gap.flags).toEqual(Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`ch${i + 1}`, 'B'])));
+    await waitFor(() => (r.sub.on('state').at(-1)?.payload.devices as Record<string, string>)?.dio === 'offline', 5000);
+    const last = r.sub.on('state').at(-1)!.payload as { devices: Record<string, string> };
+    expect(last.devices).toEqual({ head: 'online', relays: 'online', dio: 'offline' });
+  });
 });

@@ -99,7 +99,10 @@ describe('no loss across broker outages and crashes (mosquitto, dustgate run)', 
     const before = sub.seqs().length;
     gw = spawnGateway(file);
     await waitFor(() => sub.seqs().length > before + 5, 20_000, 5);
+    const statuses = sub.on('status').length;
     await stopChild(gw, 'SIGKILL'); // crash in the middle of the drain
+    // the broker tells the world with the last will
+    await waitFor(() => sub.on('status').slice(statuses).some((m) => m.payload.state === 'offline'), 5000);
     gw = spawnGateway(file);
     await waitFor(() => sub.seqs().some((s) => s > backlog.lastSeq + 40), 20_000, 50);
     expect(await stopChild(gw)).toBe(0);
