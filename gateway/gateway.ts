@@ -1,22 +1,26 @@
 /**
  * The gateway: buses and devices → poller → readings (flagged) → store → uplink, and readings +
- * time → rules → outputs. One object per running config.
+ * time → rules → outputs. The store, the uplink and the rules' state live as long as the process;
+ * the runtime (buses, devices, poller, outputs) is rebuilt when a new config is applied.
  */
 import { EventEmitter } from 'node:events';
-import { Bus } from '../drivers/bus.js';
-import { DeviceClient } from '../drivers/device.js';
+import { createHash } from 'node:crypto';
 import type { DriverError } from '../drivers/errors.js';
 import type { BindingInterface } from '../drivers/transports/link.js';
-import { definitionOf, metricsOf, redact, type LoadedConfig } from './config/load.js';
-import { METRICS, type Config, type Metric } from './config/schema.js';
+import { ConfigError, deepMerge, redact, resolveConfig, type ConfigIssue, type LoadedConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
-import { OutputManager, type OutputFault } from './outputs.js';
-import { Poller, type RawReading } from './poller.js';
+import type { OutputFault } from './outputs.js';
+import type { RawReading } from './poller.js';
 import { commFailure, flagValues, type Reading } from './reading.js';
 import { RulesEngine, type OutputCommand, type RuleEvent } from './rules/engine.js';
+import { RemoteHandler } from './remote.js';
+import { Runtime } from './runtime.js';
 import { Store, type Eviction } from './store.js';
 import { MqttUplink } from './uplink/mqtt.js';
 import { VERSION } from './version.js';
+
+export { resolveSources } from './runtime.js';
 
 export interface GatewayOptions {
   loaded: LoadedConfig;
@@ -35,88 +39,134 @@ export interface GatewayEvent extends RuleEvent {
   seq?: number;
 }
 
-/** The device each rule metric is taken from: `sources`, else the first device that measures it. */
-export function resolveSources(c: Config): Partial<Record<Metric, string>> {
-  const out: Partial<Record<Metric, string>> = { ...c.sources };
-  for (const m of METRICS) {
-    if (out[m]) continue;
-    const d = c.devices.find((dev) => metricsOf(definitionOf(dev)).includes(m));
-    if (d) out[m] = d.id;
-  }
-  return out;
+export interface ApplyResult {
+  ok: boolean;
+  version: number;
+  errors?: ConfigIssue[];
+  rolledBack?: boolean;
 }
 
+/** Keys a remote change may not touch: they are the gateway's identity or need a local restart. */
+const LOCAL_ONLY: [string, string][] = [
+  ['gateway.id', 'the gateway id names its topics; change it in the site file'],
+  ['storage.path', 'moving the buffer needs a local restart'],
+  ['mqtt.topicPrefix', 'the topic prefix names its topics; change it in the site file'],
+  ['mqtt.url', 'changing the broker connection remotely could cut the gateway off; change it in the site file'],
+  ['mqtt.username', 'changing the broker connection remotely could cut the gateway off; change it in the site file'],
+  ['mqtt.password', 'changing the broker connection remotely could cut the gateway off; change it in the site file'],
+  ['mqtt.ca', 'changing the broker connection remotely could cut the gateway off; change it in the site file'],
+  ['mqtt.cert', 'changing the broker connection remotely could cut the gateway off; change it in the site file'],
+  ['mqtt.key', 'changing the broker connection remotely could cut the gateway off; change it in the site file'],
+  ['mqtt.enabled', 'switching the uplink off remotely would cut the gateway off'],
+];
+const get = (o: unknown, p: string): unknown => p.split('.').reduce<unknown>((a, k) => (a && typeof a === 'object' ? (a as Record<string, unknown>)[k] : undefined), o);
+
 export class Gateway extends EventEmitter {
-  readonly config: Config;
+  config: Config;
+  loaded: LoadedConfig;
+  version = 1;
   readonly logger: Logger;
   readonly now: () => number;
-  readonly buses = new Map<string, Bus>();
-  readonly devices = new Map<string, DeviceClient>();
   readonly store: Store;
   readonly engine: RulesEngine;
-  readonly outputs: OutputManager;
   readonly uplink: MqttUplink | undefined;
-  private poller: Poller;
+  private rt: Runtime;
+  remote: RemoteHandler | undefined;
   private tick: NodeJS.Timeout | undefined;
   private started = false;
   private stopped = false;
+  private applying: Promise<unknown> = Promise.resolve();
   readonly startedAt: string;
-  private metricsOfDevice = new Map<string, string[]>();
-  private deviceConfig = new Map<string, Config['devices'][number]>();
-  /** Devices whose readings feed a rule: metric sources and input modules. */
-  private ruleDevices = new Set<string>();
   readonly counters = { readings: 0, events: 0, evictedTelemetry: 0, evictedEvents: 0 };
 
   constructor(private readonly opts: GatewayOptions) {
     super();
-    const c = opts.loaded.config;
-    this.config = c;
     this.now = opts.now ?? Date.now;
     this.logger = opts.logger ?? createLogger('dustgate');
     this.startedAt = new Date(this.now()).toISOString();
-    for (const b of c.buses) {
-      if (b.type === 'firmata') throw new Error(`buses: ${b.id} is a firmata bus, which this build does not drive yet; remove it or use Modbus relays`);
-      this.buses.set(b.id, new Bus(b, { binding: opts.binding, reopenMaxMs: opts.reopenMaxMs }));
+    const c0 = opts.loaded.config;
+    this.store = new Store({ path: c0.storage.path, maxMB: c0.storage.maxMB, durability: c0.storage.durability });
+    this.loaded = this.pickConfig(opts.loaded);
+    const c = this.loaded.config;
+    this.config = c;
+    this.rt = this.buildRuntime(c);
+    this.engine = new RulesEngine({ rules: c.rules, outputs: c.outputs, inputs: c.inputs, sources: this.rt.sources, timezone: this.loaded.timezone }, this.now());
+    const level = this.store.meta('alertLevel');
+    if (level) {
+      this.engine.setAlertLevel(level as never, this.now(), { by: 'restored' });
+      this.engine.drainEvents();
     }
-    for (const d of c.devices) {
-      const def = definitionOf(d);
-      const client = new DeviceClient(this.buses.get(d.bus)!, def, { id: d.id, unit: d.unit, pollMs: d.pollMs, offlineAfter: d.offlineAfter, timeoutMs: d.timeoutMs });
-      this.devices.set(d.id, client);
-      const bank = def.kind === 'modbus' ? (def.coils ?? def.discreteInputs) : undefined;
-      const channels = bank ? Array.from({ length: bank.count }, (_, i) => `ch${i + 1}`) : [];
-      this.metricsOfDevice.set(d.id, [...metricsOf(def), ...channels]);
-    }
-    this.store = new Store({ path: c.storage.path, maxMB: c.storage.maxMB, durability: c.storage.durability });
-    const sources = resolveSources(c);
-    this.engine = new RulesEngine({ rules: c.rules, outputs: c.outputs, inputs: c.inputs, sources, timezone: opts.loaded.timezone }, this.now());
-    for (const d of c.devices) this.deviceConfig.set(d.id, d);
-    for (const id of Object.values(sources)) this.ruleDevices.add(id);
-    for (const i of Object.values(c.inputs)) this.ruleDevices.add(i.device);
-    this.outputs = new OutputManager(c.outputs, this.devices, (f) => this.outputFault(f), this.logger);
-    this.poller = new Poller([...this.devices.values()], { now: this.now, logger: this.logger });
-    this.poller.on('reading', (r: RawReading) => this.onReading(r));
-    this.poller.on('read-error', (id: string, e: DriverError) => this.onReadError(id, e));
-    for (const d of this.devices.values()) d.on('status', (status: string) => this.record([{ type: 'device_status', ts: this.now(), device: d.id, status }]));
     if (c.mqtt.enabled)
       this.uplink = new MqttUplink({ mqtt: c.mqtt, gatewayId: c.gateway.id, store: this.store, logger: this.logger, version: VERSION, startedAt: this.startedAt });
-    for (const w of opts.loaded.warnings) this.logger.warn({ path: w.path }, `config: ${w.path}: ${w.message}`);
+    if (this.uplink) {
+      const remote = new RemoteHandler(this);
+      this.remote = remote;
+      this.uplink.on('connect', () => this.uplink!.subscribe(remote.topics()));
+      this.uplink.on('message', (topic: string, payload: Buffer) => {
+        remote.handle(topic, payload).catch((e: unknown) => this.logger.error({ topic, err: String(e) }, 'remote message failed'));
+      });
+    }
+    for (const w of this.loaded.warnings) this.logger.warn({ path: w.path }, `config: ${w.path}: ${w.message}`);
+  }
+
+  /**
+   * The config to run: the site file, unless remote changes were applied on top of this very file
+   * (same hash), in which case the latest of them. Every start from a new file is a new version.
+   */
+  private pickConfig(fromFile: LoadedConfig): LoadedConfig {
+    const baseHash = fromFile.fileHash ?? createHash('sha256').update(JSON.stringify(fromFile.raw)).digest('hex');
+    const latest = this.store.latestConfig();
+    if (latest && latest.baseHash === baseHash) {
+      try {
+        const loaded = resolveConfig(JSON.parse(latest.config));
+        this.version = latest.version;
+        if (latest.source !== 'file') this.logger.info({ version: latest.version, source: latest.source }, 'running the last remotely applied config');
+        return { ...loaded, fileHash: baseHash };
+      } catch (e) {
+        this.logger.warn({ version: latest.version, err: (e as Error).message }, 'the stored config no longer validates; using the site file');
+      }
+    }
+    this.version = this.store.addConfigVersion({ source: 'file', baseHash, config: JSON.stringify(fromFile.raw) });
+    return { ...fromFile, fileHash: baseHash };
+  }
+
+  private buildRuntime(c: Config): Runtime {
+    return new Runtime(
+      c,
+      { binding: this.opts.binding, reopenMaxMs: this.opts.reopenMaxMs, now: this.now, logger: this.logger },
+      {
+        onReading: (r) => this.onReading(r),
+        onReadError: (id, e) => this.onReadError(id, e),
+        onStatus: (device, status) => this.record([{ type: 'device_status', ts: this.now(), device, status }]),
+        onFault: (f) => this.outputFault(f),
+      },
+    );
   }
 
   get id(): string {
     return this.config.gateway.id;
   }
+  get devices() {
+    return this.rt.devices;
+  }
+  get buses() {
+    return this.rt.buses;
+  }
+  get outputs() {
+    return this.rt.outputs;
+  }
 
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    this.logger.info({ gateway: this.id, version: VERSION, devices: this.devices.size, buffer: this.store.stats() }, 'starting');
-    await Promise.all([...this.buses.values()].map((b) => b.start()));
+    this.logger.info({ gateway: this.id, version: VERSION, configVersion: this.version, devices: this.rt.devices.size, buffer: this.store.stats() }, 'starting');
+    await this.rt.open(false);
     this.uplink?.start();
-    this.uplink?.publishConfig({ ...redact(this.config), version: Number(this.store.meta('config.version') ?? 1) });
+    this.publishConfig();
     // outputs start off, confirmed by the devices
-    const states = await this.outputs.allOff();
+    const states = await this.rt.outputs.allOff();
     this.logger.info({ outputs: states }, 'outputs off at start-up');
-    this.poller.start();
+    this.rt.poller.start();
     this.tick = setInterval(() => this.evaluate(), this.opts.tickMs ?? 250);
     this.publishState();
   }
@@ -126,39 +176,119 @@ export class Gateway extends EventEmitter {
     if (this.stopped) return;
     this.stopped = true;
     if (this.tick) clearInterval(this.tick);
-    await this.poller.stop();
+    await this.applying.catch(() => undefined);
+    await this.rt.poller.stop();
     if (this.started) {
       const commands = this.engine.allOff(this.now(), reason);
       this.handle({ events: this.engine.drainEvents(), commands });
       // every output, not only those the rules had on: off and read back
-      await this.outputs.allOff();
-      await this.outputs.idle();
-      this.logger.info({ outputs: this.outputs.actual }, 'outputs off at shutdown');
+      await this.rt.outputs.allOff();
+      await this.rt.outputs.idle();
+      this.logger.info({ outputs: this.rt.outputs.actual }, 'outputs off at shutdown');
       this.publishState();
       if (this.uplink?.connected) await this.uplink.flush(2000);
     }
     await this.uplink?.stop();
-    await Promise.all([...this.buses.values()].map((b) => b.stop()));
+    await this.rt.close();
     this.store.close();
     this.logger.info({ gateway: this.id }, 'stopped');
+  }
+
+  // ---------------------------------------------------------------- config changes
+
+  publishConfig(): void {
+    this.uplink?.publishConfig({ ...redact(this.config), version: this.version });
+  }
+
+  /**
+   * Validate and apply a new site config (a patch deep-merged into the current one, or a whole
+   * one) while running: readings keep their seq, the rules keep their state. If the new config
+   * cannot start (a bus does not open) the old one is restored. Applied one at a time.
+   */
+  applyConfig(change: { patch?: unknown; config?: unknown }, meta: { requestId?: string; source?: 'remote' | 'file' } = {}): Promise<ApplyResult> {
+    const run = this.applying.then(() => this.doApply(change, meta));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async doApply(change: { patch?: unknown; config?: unknown }, meta: { requestId?: string; source?: 'remote' | 'file' }): Promise<ApplyResult> {
+    const refuse = (errors: ConfigIssue[]): ApplyResult => ({ ok: false, version: this.version, errors });
+    if (this.stopped) return refuse([{ path: '', message: 'the gateway is stopping' }]);
+    let raw: unknown;
+    if (change.config !== undefined) raw = change.config;
+    else if (change.patch !== undefined) {
+      if (typeof change.patch !== 'object' || change.patch === null || Array.isArray(change.patch)) return refuse([{ path: 'patch', message: 'expected an object of changes' }]);
+      raw = deepMerge(this.loaded.raw, change.patch);
+    } else return refuse([{ path: '', message: 'expected "patch" or "config"' }]);
+    let next: LoadedConfig;
+    try {
+      next = resolveConfig(raw);
+    } catch (e) {
+      if (e instanceof ConfigError) return refuse(e.issues);
+      return refuse([{ path: '', message: (e as Error).message }]);
+    }
+    if (meta.source !== 'file') {
+      const locked = LOCAL_ONLY.filter(([p]) => JSON.stringify(get(next.config, p)) !== JSON.stringify(get(this.config, p))).map(([path, message]) => ({ path, message: `cannot be changed remotely: ${message}` }));
+      if (locked.length) return refuse(locked);
+    }
+    // swap the runtime: stop the old one (its ports must be free), start the new one strictly
+    const old = this.rt;
+    const wanted = Object.fromEntries(Object.keys(next.config.outputs).map((n) => [n, this.engine.outputWanted(n)]));
+    let fresh: Runtime;
+    try {
+      fresh = this.buildRuntime(next.config);
+    } catch (e) {
+      return refuse([{ path: 'buses', message: (e as Error).message }]);
+    }
+    await old.close();
+    try {
+      await fresh.open(true);
+    } catch (e) {
+      const issues = (e as { issues?: ConfigIssue[] }).issues ?? [{ path: '', message: (e as Error).message }];
+      this.logger.warn({ requestId: meta.requestId, issues }, 'new config cannot start; rolled back');
+      const back = this.buildRuntime(this.config);
+      this.rt = back;
+      await back.open(false);
+      back.poller.start();
+      void this.reassert(back, wanted);
+      return { ...refuse(issues), rolledBack: true };
+    }
+    this.rt = fresh;
+    this.loaded = { ...next, fileHash: this.loaded.fileHash };
+    this.config = next.config;
+    this.engine.configure({ rules: next.config.rules, outputs: next.config.outputs, inputs: next.config.inputs, sources: fresh.sources, timezone: next.timezone }, this.now());
+    fresh.poller.start();
+    void this.reassert(fresh, wanted);
+    this.version = this.store.addConfigVersion({ source: meta.source ?? 'remote', requestId: meta.requestId, baseHash: this.loaded.fileHash ?? '', config: JSON.stringify(next.raw) });
+    this.logger.info({ version: this.version, requestId: meta.requestId }, 'config applied');
+    this.publishConfig();
+    this.publishState();
+    return { ok: true, version: this.version };
+  }
+
+  /** Put the outputs of a fresh runtime in the states the rules want. */
+  private async reassert(rt: Runtime, wanted: Record<string, boolean>): Promise<void> {
+    await Promise.all(Object.keys(rt.config.outputs).map((n) => rt.outputs.set(n, wanted[n] ?? false)));
+    this.publishState();
   }
 
   // ---------------------------------------------------------------- data path
 
   private onReading(raw: RawReading): void {
-    const cfg = this.deviceConfig.get(raw.device);
+    const rt = this.rt;
+    const cfg = rt.deviceConfig.get(raw.device);
     const reading: Reading = { device: raw.device, ts: Date.parse(raw.ts), values: raw.values, flags: flagValues(raw.values, cfg?.ranges ?? {}) };
     this.storeReading(reading);
-    this.outputs.onReading(reading);
+    rt.outputs.onReading(reading);
     // only readings the rules use (sources and inputs) need an evaluation now; the tick covers time
-    if (this.ruleDevices.has(raw.device)) {
+    if (rt.ruleDevices.has(raw.device)) {
       this.engine.ingest(reading);
       this.evaluate();
     }
   }
 
   private onReadError(device: string, _e: DriverError): void {
-    this.storeReading(commFailure(device, this.now(), this.metricsOfDevice.get(device) ?? []));
+    this.storeReading(commFailure(device, this.now(), this.rt.metricsOfDevice.get(device) ?? []));
   }
 
   private storeReading(r: Reading): void {
@@ -179,12 +309,12 @@ export class Gateway extends EventEmitter {
 
   /** Store events (each gets its seq) and hand them on. */
   record(events: RuleEvent[]): void {
-    if (!events.length || this.stopped && !this.started) return;
+    if (!events.length || (this.stopped && !this.started)) return;
     const bodies = events.map((e) => JSON.stringify({ ...e, ts: new Date(e.ts).toISOString() }));
     const { seqs, eviction } = this.store.append('event', bodies);
     events.forEach((e, i) => {
       this.counters.events++;
-      const lvl = e.type === 'output_fault' || e.type === 'sprinkler_blocked' || e.type === 'buffer_overflow' ? 'warn' : 'info';
+      const lvl = e.type === 'output_fault' || e.type === 'sprinkler_blocked' || e.type === 'buffer_overflow' || e.type === 'remote_refused' ? 'warn' : 'info';
       this.logger[lvl]({ event: e.type, seq: seqs[i], data: { ...e, ts: undefined, type: undefined } }, `event ${e.type}`);
       this.emit('event', { ...e, seq: seqs[i] } satisfies GatewayEvent);
     });
@@ -199,11 +329,29 @@ export class Gateway extends EventEmitter {
     this.publishState();
   }
 
-  private handle({ events, commands }: { events: RuleEvent[]; commands: OutputCommand[] }): void {
+  /** Record the engine's events and carry its commands to the outputs. */
+  handle({ events, commands }: { events: RuleEvent[]; commands: OutputCommand[] }): void {
     this.record(events);
     for (const c of commands) {
-      void this.outputs.set(c.output, c.on).then(() => this.publishState());
+      void this.rt.outputs.set(c.output, c.on).then(() => this.publishState());
     }
+  }
+
+  /** Set the alert level (remote command): its profile applies from now on, and survives a restart. */
+  setAlertLevel(level: Parameters<RulesEngine['setAlertLevel']>[0], why: Record<string, unknown> = {}): void {
+    this.engine.setAlertLevel(level, this.now(), why);
+    this.store.setMeta('alertLevel', level);
+    this.handle(this.engine.evaluate(this.now()));
+    this.publishState();
+  }
+
+  /** Switch an output on request: every interlock applies (see RulesEngine.request). */
+  requestOutput(name: string, on: boolean, opts: { durationS?: number; by?: string; requestId?: string } = {}) {
+    const res = this.engine.request(name, on, this.now(), opts);
+    this.handle({ events: this.engine.drainEvents(), commands: [] });
+    // the engine queued the command for the next evaluation; run it now
+    this.evaluate();
+    return res;
   }
 
   private outputFault(f: OutputFault): void {
@@ -214,8 +362,8 @@ export class Gateway extends EventEmitter {
 
   state() {
     const devices: Record<string, string> = {};
-    for (const [id, d] of this.devices) devices[id] = d.status;
-    return { ts: new Date(this.now()).toISOString(), ...this.engine.snapshot(this.now()), outputs: { ...this.outputs.actual }, devices };
+    for (const [id, d] of this.rt.devices) devices[id] = d.status;
+    return { ts: new Date(this.now()).toISOString(), ...this.engine.snapshot(this.now()), outputs: { ...this.rt.outputs.actual }, devices };
   }
 
   private lastStateKey = '';

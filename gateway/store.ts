@@ -11,6 +11,18 @@ import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 export type RecordKind = 'telemetry' | 'event';
+
+export interface ConfigVersion {
+  version: number;
+  ts: string;
+  source: 'file' | 'remote' | 'rollback';
+  requestId?: string | null;
+  /** sha256 of the site file this version grew from: a changed file starts a new line of versions */
+  baseHash: string;
+  /** the site config (as written, before the preset) as JSON */
+  config: string;
+  note?: string | null;
+}
 const KIND_CODE: Record<RecordKind, string> = { telemetry: 't', event: 'e' };
 const KIND_OF: Record<string, RecordKind> = { t: 'telemetry', e: 'event' };
 
@@ -58,6 +70,12 @@ export class Store {
           period TEXT NOT NULL, start TEXT NOT NULL, device TEXT NOT NULL, metric TEXT NOT NULL,
           mean REAL, min REAL, max REAL, count INTEGER NOT NULL, flag TEXT NOT NULL,
           PRIMARY KEY (period, start, device, metric));
+        -- applied configs (the site file, then remote changes): the last 20 are kept
+        CREATE TABLE IF NOT EXISTS config_versions (
+          version INTEGER PRIMARY KEY, ts TEXT NOT NULL, source TEXT NOT NULL, request_id TEXT,
+          base_hash TEXT NOT NULL, config TEXT NOT NULL, note TEXT);
+        -- request ids of remote messages already seen (replays are refused)
+        CREATE TABLE IF NOT EXISTS remote_requests (request_id TEXT PRIMARY KEY, ts INTEGER NOT NULL);
       `);
     }
     this.capBytes = opts.maxMB * 1024 * 1024;
@@ -172,6 +190,12 @@ export class Store {
     return r.n;
   }
 
+  /** Records still held with a seq in [from, to]. */
+  countRange(from: number, to: number): number {
+    this.flushAcks();
+    return (this.stmts.range.get(from, to) as { n: number }).n;
+  }
+
   private pendingAcks: { from: number; to: number; count: number; bytes: number }[] = [];
   private ackFlush: NodeJS.Immediate | undefined;
   /** Coalesce acks (the uplink's case); direct calls delete at once. */
@@ -240,6 +264,37 @@ export class Store {
   get depth(): number {
     this.flushAcks();
     return (this.db.prepare('SELECT COUNT(*) AS n FROM records').get() as { n: number }).n;
+  }
+
+  // ---------------------------------------------------------------- config versions
+
+  latestConfig(): ConfigVersion | undefined {
+    return this.db.prepare('SELECT version, ts, source, request_id AS requestId, base_hash AS baseHash, config, note FROM config_versions ORDER BY version DESC LIMIT 1').get() as ConfigVersion | undefined;
+  }
+
+  configHistory(limit = 20): ConfigVersion[] {
+    return this.db.prepare('SELECT version, ts, source, request_id AS requestId, base_hash AS baseHash, config, note FROM config_versions ORDER BY version DESC LIMIT ?').all(limit) as ConfigVersion[];
+  }
+
+  /** Record an applied config; versions only grow; the last `keep` stay. */
+  addConfigVersion(v: Omit<ConfigVersion, 'version' | 'ts'> & { ts?: string }): number {
+    const last = (this.db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM config_versions').get() as { v: number }).v;
+    const version = last + 1;
+    this.db.transaction(() => {
+      this.db
+        .prepare('INSERT INTO config_versions (version, ts, source, request_id, base_hash, config, note) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(version, v.ts ?? new Date().toISOString(), v.source, v.requestId ?? null, v.baseHash, v.config, v.note ?? null);
+      this.db.prepare('DELETE FROM config_versions WHERE version <= ?').run(version - 20);
+    })();
+    return version;
+  }
+
+  // ---------------------------------------------------------------- remote request ids
+
+  /** True if `id` was not seen before (and remembers it); forgets ids older than `keepMs`. */
+  rememberRequest(id: string, now: number, keepMs: number): boolean {
+    this.db.prepare('DELETE FROM remote_requests WHERE ts < ?').run(now - keepMs);
+    return this.db.prepare('INSERT OR IGNORE INTO remote_requests (request_id, ts) VALUES (?, ?)').run(id, now).changes === 1;
   }
 
   close(): void {

@@ -3,6 +3,7 @@
  * cross-references. Every problem comes back as `{path, message}` with a YAML-style path
  * (`devices[2].unit`), all of them at once.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +38,10 @@ export interface Preset {
 
 export interface LoadedConfig {
   config: Config;
+  /** The site config as written (before the preset and defaults): what remote patches merge into. */
+  raw: Record<string, unknown>;
+  /** sha256 of the file text it was read from, if any. */
+  fileHash?: string;
   preset: Preset;
   /** Things that are allowed but probably not meant (printed by `config validate`, logged at start). */
   warnings: ConfigIssue[];
@@ -135,12 +140,13 @@ export function resolveConfig(raw: unknown, file?: string): LoadedConfig {
   const warnings: ConfigIssue[] = [];
   const refIssues = crossCheck(config, warnings);
   if (refIssues.length) throw new ConfigError(refIssues, file);
-  return { config, preset, warnings, timezone: config.gateway.timezone ?? preset.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone };
+  return { config, raw, preset, warnings, timezone: config.gateway.timezone ?? preset.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone };
 }
 
 export function loadConfigFile(file: string): LoadedConfig {
   if (!existsSync(file)) throw new ConfigError([{ path: '', message: `no such file (give the site config with --config FILE; examples in seeds/sites/)` }], file);
-  return resolveConfig(parseConfigText(readFileSync(file, 'utf8'), file), file);
+  const text = readFileSync(file, 'utf8');
+  return { ...resolveConfig(parseConfigText(text, file), file), fileHash: createHash('sha256').update(text).digest('hex') };
 }
 
 /** The definition a configured device uses (generic-modbus takes its map from the config). */

@@ -191,6 +191,14 @@ export class MqttUplink extends EventEmitter {
     });
   }
 
+  /** Send the buffered records of [from, to] again (those still held); returns how many. */
+  republish(from: number, to: number): number {
+    const n = this.o.store.countRange(from, to);
+    if (n && this.cursor >= from) this.cursor = from - 1;
+    this.pump();
+    return n;
+  }
+
   /** Wait until everything buffered is acknowledged (or `timeoutMs` passes). */
   async flush(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;

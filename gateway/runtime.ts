@@ -1,0 +1,93 @@
+/**
+ * The part of the gateway that a config builds and a new config replaces: buses, device clients,
+ * the poller and the output manager. The store, the uplink and the rules' state outlive it.
+ */
+import { Bus } from '../drivers/bus.js';
+import { DeviceClient } from '../drivers/device.js';
+import type { DriverError } from '../drivers/errors.js';
+import type { BindingInterface } from '../drivers/transports/link.js';
+import { definitionOf, metricsOf } from './config/load.js';
+import { METRICS, type Config, type Metric } from './config/schema.js';
+import type { Logger } from './log.js';
+import { OutputManager, type OutputFault } from './outputs.js';
+import { Poller, type RawReading } from './poller.js';
+
+/** The device each rule metric is taken from: `sources`, else the first device that measures it. */
+export function resolveSources(c: Config): Partial<Record<Metric, string>> {
+  const out: Partial<Record<Metric, string>> = { ...c.sources };
+  for (const m of METRICS) {
+    if (out[m]) continue;
+    const d = c.devices.find((dev) => metricsOf(definitionOf(dev)).includes(m));
+    if (d) out[m] = d.id;
+  }
+  return out;
+}
+
+export interface RuntimeHooks {
+  onReading(r: RawReading): void;
+  onReadError(device: string, e: DriverError): void;
+  onStatus(device: string, status: string): void;
+  onFault(f: OutputFault): void;
+}
+
+export class Runtime {
+  readonly buses = new Map<string, Bus>();
+  readonly devices = new Map<string, DeviceClient>();
+  readonly outputs: OutputManager;
+  readonly poller: Poller;
+  /** Metrics and channels of each device (flagged B when a poll fails). */
+  readonly metricsOfDevice = new Map<string, string[]>();
+  readonly deviceConfig = new Map<string, Config['devices'][number]>();
+  /** Devices whose readings feed a rule: metric sources and input modules. */
+  readonly ruleDevices = new Set<string>();
+  readonly sources: Partial<Record<Metric, string>>;
+
+  constructor(
+    readonly config: Config,
+    o: { binding?: BindingInterface; reopenMaxMs?: number; now: () => number; logger: Logger },
+    hooks: RuntimeHooks,
+  ) {
+    for (const b of config.buses) {
+      if (b.type === 'firmata') throw new Error(`buses: ${b.id} is a firmata bus, which this build does not drive yet; remove it or use Modbus relays`);
+      this.buses.set(b.id, new Bus(b, { binding: o.binding, reopenMaxMs: o.reopenMaxMs }));
+    }
+    for (const d of config.devices) {
+      const def = definitionOf(d);
+      const client = new DeviceClient(this.buses.get(d.bus)!, def, { id: d.id, unit: d.unit, pollMs: d.pollMs, offlineAfter: d.offlineAfter, timeoutMs: d.timeoutMs });
+      this.devices.set(d.id, client);
+      this.deviceConfig.set(d.id, d);
+      const bank = def.kind === 'modbus' ? (def.coils ?? def.discreteInputs) : undefined;
+      const channels = bank ? Array.from({ length: bank.count }, (_, i) => `ch${i + 1}`) : [];
+      this.metricsOfDevice.set(d.id, [...metricsOf(def), ...channels]);
+      client.on('status', (status: string) => hooks.onStatus(d.id, status));
+    }
+    this.sources = resolveSources(config);
+    for (const id of Object.values(this.sources)) this.ruleDevices.add(id);
+    for (const i of Object.values(config.inputs)) this.ruleDevices.add(i.device);
+    this.outputs = new OutputManager(config.outputs, this.devices, hooks.onFault, o.logger);
+    this.poller = new Poller([...this.devices.values()], { now: o.now, logger: o.logger });
+    this.poller.on('reading', hooks.onReading);
+    this.poller.on('read-error', hooks.onReadError);
+  }
+
+  /**
+   * Open every bus. `strict`: a bus that does not open is an error naming it (a new config that
+   * cannot start is rolled back); otherwise it keeps retrying in the background.
+   */
+  async open(strict: boolean): Promise<void> {
+    await Promise.all([...this.buses.values()].map((b) => b.start()));
+    if (!strict) return;
+    const down = this.config.buses.map((b, i) => ({ b, i, bus: this.buses.get(b.id)! })).filter((x) => x.bus.line.state !== 'open');
+    if (down.length) {
+      const issues = down.map((x) => ({ path: `buses[${x.i}]`, message: `cannot open ${x.bus.line.address}: ${x.bus.line.lastOpenError?.message ?? 'no answer'}` }));
+      await this.close();
+      throw Object.assign(new Error(issues.map((i) => `${i.path}: ${i.message}`).join('; ')), { issues });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.poller.stop();
+    await this.outputs.idle();
+    await Promise.all([...this.buses.values()].map((b) => b.stop()));
+  }
+}
