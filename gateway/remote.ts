@@ -64,6 +64,7 @@ export class RemoteHandler {
     if (topic === `${P}/config/set`) return { kind: 'config' };
     const tail = (base: string) => (topic.startsWith(`${base}/cmd/`) ? topic.slice(base.length + 5) : undefined);
     let name = tail(P);
+    if (name === 'result') return undefined; // our own answers (P/cmd/+ matches them too)
     if (name !== undefined) return { kind: 'cmd', name, scope: 'gateway' };
     name = tail(`${this.prefix}/_all`);
     if (name !== undefined) return { kind: 'cmd', name, scope: 'all' };
@@ -126,6 +127,8 @@ export class RemoteHandler {
     let body: Record<string, unknown>;
     try {
       body = this.open(payload);
+      if (route.kind === 'cmd' && !(COMMANDS as readonly string[]).includes(route.name))
+        throw new Refused('unknown_command', `unknown command "${route.name}"; commands are ${COMMANDS.join(', ')}`, String(body.requestId));
       if (!(this.gw.config.remote.allow as string[]).includes(command))
         throw new Refused('not_allowed', `${command} is not in remote.allow (${this.gw.config.remote.allow.join(', ')})`, String(body.requestId));
     } catch (e) {
