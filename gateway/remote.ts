@@ -12,7 +12,7 @@ import { flagValues } from './reading.js';
 
 export const MAX_PAYLOAD = 1024 * 1024;
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
-const COMMANDS = ['output', 'alert', 'read', 'republish', 'ping'] as const;
+const COMMANDS = ['output', 'alert', 'read', 'republish', 'ping', 'history'] as const;
 type CommandName = (typeof COMMANDS)[number];
 
 export interface RemoteRefusal {
@@ -129,8 +129,10 @@ export class RemoteHandler {
       body = this.open(payload);
       if (route.kind === 'cmd' && !(COMMANDS as readonly string[]).includes(route.name))
         throw new Refused('unknown_command', `unknown command "${route.name}"; commands are ${COMMANDS.join(', ')}`, String(body.requestId));
-      if (!(this.gw.config.remote.allow as string[]).includes(command))
-        throw new Refused('not_allowed', `${command} is not in remote.allow (${this.gw.config.remote.allow.join(', ')})`, String(body.requestId));
+      // `history` reads the config versions: it is allowed with `config`
+      const permit = command === 'history' ? 'config' : command;
+      if (!(this.gw.config.remote.allow as string[]).includes(permit))
+        throw new Refused('not_allowed', `${permit} is not in remote.allow (${this.gw.config.remote.allow.join(', ')})`, String(body.requestId));
     } catch (e) {
       if (!(e instanceof Refused)) throw e;
       this.refused(topic, command, e.requestId, { code: e.code, message: e.message }, resultTopic);
@@ -194,6 +196,12 @@ export class RemoteHandler {
         if (!r.ok) return fail(r.code ?? 'refused', r.message ?? 'refused');
         return { ok: true, output, state };
       }
+      case 'history':
+        return {
+          ok: true,
+          version: this.gw.version,
+          versions: this.gw.store.configHistory().map((v) => ({ version: v.version, ts: v.ts, source: v.source, requestId: v.requestId ?? null })),
+        };
       case 'read': {
         const id = body.device;
         const dev = typeof id === 'string' ? this.gw.devices.get(id) : undefined;

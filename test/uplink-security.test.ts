@@ -4,14 +4,14 @@
  * with the wrong ones while the buffer keeps everything, and no secret reaches P/config.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { redact, resolveConfig } from '../gateway/config/load.js';
 import { Store } from '../gateway/store.js';
 import { MqttUplink } from '../gateway/uplink/mqtt.js';
-import { Subscriber, startMosquitto, tempDir } from './helpers/gateway-rig.js';
+import { Subscriber, makePki, startMosquitto, tempDir } from './helpers/gateway-rig.js';
 import { freePort, requireTool, waitFor } from './helpers/system.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -19,23 +19,6 @@ afterEach(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
   cleanups.length = 0;
 });
-
-/** A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA. */
-function makePki(dir: string) {
-  requireTool('openssl', ['version']);
-  const f = (n: string) => path.join(dir, n);
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=dustgate test CA', '-keyout', f('ca.key'), '-out', f('ca.pem'));
-  for (const [name, cn, ext] of [
-    ['server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1'],
-    ['client', 'tls-site-0001', 'extendedKeyUsage=clientAuth'],
-  ] as const) {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));
-    writeFileSync(f(`${name}.ext`), `${ext}\n`);
-    ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.pem`));
-  }
-  return { ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clientCert: f('client.pem'), clientKey: f('client.key') };
-}
 
 function uplinkFor(mqtt: Record<string, unknown>, dir: string) {
   const loaded = resolveConfig({ gateway: { id: 'tls-site-0001' }, mqtt, storage: { path: path.join(dir, 'buffer.db') } });

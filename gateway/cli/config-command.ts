@@ -1,7 +1,7 @@
 /** `dustgate config validate FILE` / `dustgate config schema`. */
 import type { Command } from 'commander';
 import { ConfigError, configJsonSchema, loadConfigFile } from '../config/load.js';
-import { action } from './errors.js';
+import { UsageError, action } from './errors.js';
 
 export function registerConfigCommand(program: Command): void {
   const config = program.command('config').description('check a site config, or print its JSON Schema');
@@ -25,6 +25,36 @@ export function registerConfigCommand(program: Command): void {
           for (const i of e.issues) process.stderr.write(`${file}: ${i.path ? `${i.path}: ` : ''}${i.message}\n`);
           process.exit(1);
         }
+      }),
+    );
+  config
+    .command('history')
+    .description('list the last applied config versions (the site file, then remote changes) from the buffer database')
+    .requiredOption('--config <file>', 'site config (its storage.path holds the versions)')
+    .option('--json', 'print JSON')
+    .option('--show <version>', 'print one version\'s config (secrets redacted)')
+    .action(
+      action(async (o: { config: string; json?: boolean; show?: string }) => {
+        const { existsSync } = await import('node:fs');
+        const { Store } = await import('../store.js');
+        const { resolveConfig, redact } = await import('../config/load.js');
+        const { config: c } = loadConfigFile(o.config);
+        if (!existsSync(c.storage.path)) throw new UsageError(`no buffer at ${c.storage.path}: has the gateway run with this config here?`);
+        const store = new Store({ path: c.storage.path, maxMB: c.storage.maxMB, readonly: true });
+        const versions = store.configHistory();
+        store.close();
+        if (o.show !== undefined) {
+          const v = versions.find((x) => x.version === Number(o.show));
+          if (!v) throw new UsageError(`--show: no version ${o.show}; kept are ${versions.map((x) => x.version).join(', ')}`);
+          process.stdout.write(`${JSON.stringify(redact(resolveConfig(JSON.parse(v.config)).config), null, 2)}\n`);
+          return;
+        }
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(versions.map(({ config: _c, baseHash: _b, ...rest }) => rest))}\n`);
+          return;
+        }
+        process.stdout.write('version  applied                   source    request\n');
+        for (const v of versions) process.stdout.write(`${String(v.version).padEnd(8)} ${v.ts.padEnd(25)} ${v.source.padEnd(9)} ${v.requestId ?? '-'}\n`);
       }),
     );
   config

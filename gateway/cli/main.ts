@@ -6,6 +6,7 @@ import { registerSimCommand } from './sim-command.js';
 import { registerRunCommand } from './run-command.js';
 import { registerConfigCommand } from './config-command.js';
 import { registerBufferCommand } from './buffer-command.js';
+import { registerRemoteCommand } from './remote-command.js';
 import { VERSION } from '../version.js';
 
 const program = new Command();
@@ -21,6 +22,7 @@ registerSimCommand(program);
 registerDeviceCommands(program);
 registerConfigCommand(program);
 registerBufferCommand(program);
+registerRemoteCommand(program);
 
 program.configureOutput({ outputError: (str, write) => write(`dustgate: ${str.replace(/^error: /, '')}`) });
 await program.parseAsync(process.argv);

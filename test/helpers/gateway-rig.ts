@@ -3,7 +3,7 @@
  * gateway, and an MQTT subscriber that keeps everything it receives. Only time is faked: a scaled
  * clock shared by the simulator and the gateway runs a scenario's quarter hour in seconds.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -240,4 +240,22 @@ export function spawnGateway(configFile: string): ChildGateway {
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   return { proc, output: () => out, exited };
+}
+
+/** A CA, a server certificate for 127.0.0.1, and a client certificate (CN = name) for each client, all made with openssl. */
+export function makePki(dir: string, clients: string[] = ['tls-site-0001']) {
+  requireTool('openssl', ['version']);
+  const f = (n: string) => path.join(dir, n);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=dustgate test CA', '-keyout', f('ca.key'), '-out', f('ca.pem'));
+  const issue = (name: string, cn: string, ext: string) => {
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));
+    writeFileSync(f(`${name}.ext`), `${ext}\n`);
+    ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.pem`));
+    return { cert: f(`${name}.pem`), key: f(`${name}.key`) };
+  };
+  const server = issue('server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1');
+  const out = Object.fromEntries(clients.map((c) => [c, issue(`client-${c}`, c, 'extendedKeyUsage=clientAuth')]));
+  const first = out[clients[0]!]!;
+  return { ca: f('ca.pem'), serverCert: server.cert, serverKey: server.key, clients: out, clientCert: first.cert, clientKey: first.key };
 }
