@@ -1,20 +1,41 @@
 /**
- * Remote operations end to end (simulator over Modbus TCP, gateways, aedes, an operator client):
+ * Remote operations end to end (simulator over Modbus TCP, gateways, mosquitto with TLS client
+ * certificates and an ACL, an operator client):
  * config changes that are refused with their path, applied live, persisted and rolled back;
  * commands with every interlock; signed envelopes.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { pino } from 'pino';
-import { startEmbeddedBroker } from '../gateway/broker.js';
 import { resolveConfig } from '../gateway/config/load.js';
 import { Gateway } from '../gateway/gateway.js';
 import { signedEnvelope, sign } from '../gateway/remote.js';
 import { loadScenario } from '../simulator/scenario.js';
 import { Simulator } from '../simulator/simulator.js';
-import { ROOT, Subscriber, checkNoLoss, siteConfig, tempDir } from './helpers/gateway-rig.js';
+import { ROOT, Subscriber, checkNoLoss, makePki, siteConfig, startMosquitto, tempDir, type Mosquitto } from './helpers/gateway-rig.js';
 import { freePort, waitFor } from './helpers/system.js';
+
+const GATEWAYS = ['remote-site-0001', 'remote-site-0002', 'remote-site-0003', 'remote-site-0004', 'zz-a-0001', 'zz-b-0002', 'zz-c-0003', 'ly-a-0001', 'signed-site-0001'];
+let pki: ReturnType<typeof makePki>;
+let broker: Mosquitto;
+let url: string;
+beforeAll(async () => {
+  const dir = tempDir('remote-pki');
+  pki = makePki(dir, [...GATEWAYS, 'operator']);
+  const acl = path.join(dir, 'acl');
+  writeFileSync(acl, ['user operator', 'topic readwrite dustgate/#', '', 'pattern readwrite dustgate/%u/#', 'pattern read dustgate/_group/#', 'pattern read dustgate/_all/#', ''].join('\n'));
+  broker = await startMosquitto({
+    dir,
+    listeners: (port) => [`listener ${port} 127.0.0.1`, `cafile ${pki.ca}`, `certfile ${pki.serverCert}`, `keyfile ${pki.serverKey}`, 'require_certificate true', 'use_identity_as_username true', `acl_file ${acl}`],
+  });
+  url = `mqtts://127.0.0.1:${broker.port}`;
+}, 60_000);
+afterAll(async () => {
+  await broker?.stop();
+});
+const tlsAs = (name: string) => ({ ca: readFileSync(pki.ca), cert: readFileSync(pki.clients[name]!.cert), key: readFileSync(pki.clients[name]!.key) });
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -38,12 +59,9 @@ async function fleet(scenario = 'dust-event'): Promise<Fleet> {
   const simPort = await freePort();
   await sim.serveTcp('127.0.0.1', simPort);
   cleanups.push(() => sim.stop());
-  const broker = await startEmbeddedBroker('127.0.0.1', 0);
-  cleanups.push(() => broker.stop());
-  const url = `mqtt://127.0.0.1:${broker.port}`;
-  const sub = await Subscriber.connect(url);
+  const sub = await Subscriber.connect(url, 'dustgate/#', tlsAs('operator'));
   cleanups.push(() => sub.close());
-  const op = await mqtt.connectAsync(url);
+  const op = await mqtt.connectAsync(url, tlsAs('operator'));
   cleanups.push(() => op.endAsync(true));
   return {
     sim,
@@ -54,7 +72,8 @@ async function fleet(scenario = 'dust-event'): Promise<Fleet> {
     async gateway(id, o = {}) {
       const dir = o.dir ?? tempDir(id);
       const cfg = siteConfig({ id, bus: { type: 'tcp', host: '127.0.0.1', port: simPort }, mqttUrl: url, dir, pollMs: 100 });
-      const loaded = resolveConfig({ ...cfg, mqtt: { ...cfg.mqtt, group: o.group ?? 'zhengzhou' }, ...(o.remote ? { remote: o.remote } : {}) });
+      const tls = { ca: pki.ca, cert: pki.clients[id]!.cert, key: pki.clients[id]!.key };
+      const loaded = resolveConfig({ ...cfg, mqtt: { ...cfg.mqtt, ...tls, group: o.group ?? 'zhengzhou' }, ...(o.remote ? { remote: o.remote } : {}) });
       const gw = new Gateway({ loaded, logger: pino({ level: 'silent' }), tickMs: 50 });
       cleanups.push(() => gw.stop());
       await gw.start();
@@ -96,7 +115,7 @@ describe('remote config', () => {
       ['bad alert level list', JSON.stringify({ requestId: 'b14', patch: { rules: { earthworkBan: { alertLevels: ['purple'] } } } }), /rules\.earthworkBan\.alertLevels\[0\]: expected one of none/],
       ['deletes a required section', JSON.stringify({ requestId: 'b15', patch: { gateway: null } }), /gateway: required/],
       ['identity change', JSON.stringify({ requestId: 'b16', patch: { gateway: { id: 'someone-else' } } }), /gateway\.id: cannot be changed remotely/],
-      ['broker change', JSON.stringify({ requestId: 'b17', patch: { mqtt: { url: 'mqtt://10.0.0.9:1883' } } }), /mqtt\.url: cannot be changed remotely/],
+      ['broker change', JSON.stringify({ requestId: 'b17', patch: { mqtt: { url: 'mqtt://127.0.0.2:1883' } } }), /mqtt\.url: cannot be changed remotely/],
       ['patch is not an object', JSON.stringify({ requestId: 'b18', patch: [1, 2] }), /patch: expected an object/],
       ['neither patch nor config', JSON.stringify({ requestId: 'b19' }), /expected "patch" or "config"/],
       ['a bus that cannot open', JSON.stringify({ requestId: 'b20', patch: { buses: [{ id: 'main', type: 'tcp', host: '127.0.0.1', port: closed, timeoutMs: 300 }] } }), /buses\[0\]: cannot open 127\.0\.0\.1:\d+/],
@@ -194,6 +213,13 @@ describe('remote commands', () => {
     // a request id is used once
     expect(await f.ask(`${P}/cmd/ping`, JSON.stringify({ requestId: 'p1' }), 'p1', `${P}/cmd/result`)).toMatchObject({ ok: false, error: { code: 'replayed' } });
     await waitFor(() => (f.sub.on('state').at(-1)?.payload as { alertLevel?: string }).alertLevel === 'red', 3000);
+    // the fleet topic reaches it too
+    expect(await f.ask('dustgate/_all/cmd/ping', JSON.stringify({ requestId: 'all-1' }), 'all-1', `${P}/cmd/result`)).toMatchObject({ ok: true, command: 'ping' });
+    // the alert level survives a restart
+    const dir = path.dirname(gw.config.storage.path);
+    await gw.stop();
+    const again = await f.gateway('remote-site-0004', { dir });
+    expect(again.engine.alertLevel).toBe('red');
   });
 
   it('one alert on the group topic reaches the three gateways of that group and not the fourth', async () => {

@@ -38,7 +38,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
     try {
       await fn(...args);
     } catch (e) {
-      process.stderr.write(`dustgate: ${describeError(e)}\n`);
+      // one line, whatever the message carries
+      process.stderr.write(`dustgate: ${describeError(e).replace(/\s*\n\s*/g, ' ')}\n`);
       process.exit(1);
     }
   };

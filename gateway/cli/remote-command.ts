@@ -118,7 +118,10 @@ async function connect(op: ReturnType<typeof loadOperator>) {
       key: read(op.key, '--key'),
     });
   } catch (e) {
-    throw new UsageError(`cannot connect to ${op.broker}: ${(e as Error).message} — check --broker, the TLS files and the credentials`);
+    const raw = (e as Error).message.replace(/\s+/g, ' ').trim();
+    // OpenSSL says a lot; the part after "alert" is what matters (certificate required, unknown ca, …)
+    const tls = /alert ([a-z ]+?):/i.exec(raw)?.[1];
+    throw new UsageError(`cannot connect to ${op.broker}: ${tls ? `TLS: the broker says "${tls}"` : raw} — check --broker, the TLS files (--ca, --cert, --key) and the credentials`);
   }
 }
 
