@@ -51,14 +51,10 @@ const LOCAL_ONLY: [string, string][] = [
   ['gateway.id', 'the gateway id names its topics; change it in the site file'],
   ['storage.path', 'moving the buffer needs a local restart'],
   ['mqtt.topicPrefix', 'the topic prefix names its topics; change it in the site file'],
-  ['mqtt.url', 'changing the broker connection remotely could cut the gateway off; change it in the site file'],
-  ['mqtt.username', 'changing the broker connection remotely could cut the gateway off; change it in the site file'],
-  ['mqtt.password', 'changing the broker connection remotely could cut the gateway off; change it in the site file'],
-  ['mqtt.ca', 'changing the broker connection remotely could cut the gateway off; change it in the site file'],
-  ['mqtt.cert', 'changing the broker connection remotely could cut the gateway off; change it in the site file'],
-  ['mqtt.key', 'changing the broker connection remotely could cut the gateway off; change it in the site file'],
   ['mqtt.enabled', 'switching the uplink off remotely would cut the gateway off'],
 ];
+/** Broker connection keys: a change is tried on a second connection before the first is let go. */
+const CONNECTION_KEYS = ['url', 'username', 'password', 'ca', 'cert', 'key', 'reconnectMaxS'] as const;
 const get = (o: unknown, p: string): unknown => p.split('.').reduce<unknown>((a, k) => (a && typeof a === 'object' ? (a as Record<string, unknown>)[k] : undefined), o);
 
 export class Gateway extends EventEmitter {
@@ -69,7 +65,7 @@ export class Gateway extends EventEmitter {
   readonly now: () => number;
   readonly store: Store;
   readonly engine: RulesEngine;
-  readonly uplink: MqttUplink | undefined;
+  uplink: MqttUplink | undefined;
   private rt: Runtime;
   remote: RemoteHandler | undefined;
   private tick: NodeJS.Timeout | undefined;
@@ -96,15 +92,9 @@ export class Gateway extends EventEmitter {
       this.engine.setAlertLevel(level as never, this.now(), { by: 'restored' });
       this.engine.drainEvents();
     }
-    if (c.mqtt.enabled)
-      this.uplink = new MqttUplink({ mqtt: c.mqtt, gatewayId: c.gateway.id, store: this.store, logger: this.logger, version: VERSION, startedAt: this.startedAt });
-    if (this.uplink) {
-      const remote = new RemoteHandler(this);
-      this.remote = remote;
-      this.uplink.on('connect', () => this.uplink!.subscribe(remote.topics()));
-      this.uplink.on('message', (topic: string, payload: Buffer) => {
-        remote.handle(topic, payload).catch((e: unknown) => this.logger.error({ topic, err: String(e) }, 'remote message failed'));
-      });
+    if (c.mqtt.enabled) {
+      this.remote = new RemoteHandler(this);
+      this.uplink = this.makeUplink(c);
     }
     for (const w of this.loaded.warnings) this.logger.warn({ path: w.path }, `config: ${w.path}: ${w.message}`);
   }
@@ -128,6 +118,51 @@ export class Gateway extends EventEmitter {
     }
     this.version = this.store.addConfigVersion({ source: 'file', baseHash, config: JSON.stringify(fromFile.raw) });
     return { ...fromFile, fileHash: baseHash };
+  }
+
+  private makeUplink(c: Config): MqttUplink {
+    const up = new MqttUplink({ mqtt: c.mqtt, gatewayId: c.gateway.id, store: this.store, logger: this.logger, version: VERSION, startedAt: this.startedAt });
+    const remote = this.remote!;
+    up.on('connect', () => up.subscribe(remote.topics()));
+    up.on('message', (topic: string, payload: Buffer) => {
+      if (up !== this.uplink) return; // a replaced uplink's last messages
+      remote.handle(topic, payload).catch((e: unknown) => this.logger.error({ topic, err: String(e) }, 'remote message failed'));
+    });
+    return up;
+  }
+
+  /**
+   * Connect with new broker settings before letting go of the old ones: the new uplink must be
+   * accepted by the broker within `waitMs`, else it is dropped and the old one stays.
+   */
+  private async trySwitchUplink(c: Config, waitMs = 15_000): Promise<ConfigIssue | undefined> {
+    const old = this.uplink;
+    let fresh: MqttUplink;
+    try {
+      fresh = this.makeUplink(c);
+      fresh.start();
+    } catch (e) {
+      return { path: 'mqtt', message: (e as Error).message };
+    }
+    const outcome = await new Promise<string | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(`no connection within ${waitMs / 1000} s`), waitMs);
+      fresh.once('connect', () => {
+        clearTimeout(timer);
+        resolve(undefined);
+      });
+      fresh.once('refused', (why: string) => {
+        clearTimeout(timer);
+        resolve(why);
+      });
+    });
+    if (outcome !== undefined) {
+      await fresh.stop();
+      return { path: 'mqtt', message: `the new broker settings did not work (${outcome}); the old ones stay` };
+    }
+    this.uplink = fresh;
+    await old?.stop({ quiet: true });
+    this.lastStateKey = ''; // the new connection gets the state at the next publish
+    return undefined;
   }
 
   private buildRuntime(c: Config): Runtime {
@@ -252,6 +287,20 @@ export class Gateway extends EventEmitter {
       back.poller.start();
       void this.reassert(back, wanted);
       return { ...refuse(issues), rolledBack: true };
+    }
+    const mqttChanged = this.uplink && CONNECTION_KEYS.some((k) => JSON.stringify(next.config.mqtt[k]) !== JSON.stringify(this.config.mqtt[k]));
+    if (mqttChanged) {
+      const problem = await this.trySwitchUplink(next.config);
+      if (problem) {
+        this.logger.warn({ requestId: meta.requestId, problem: problem.message }, 'new broker settings failed; rolled back');
+        await fresh.close();
+        const back = this.buildRuntime(this.config);
+        this.rt = back;
+        await back.open(false);
+        back.poller.start();
+        void this.reassert(back, wanted);
+        return { ...refuse([problem]), rolledBack: true };
+      }
     }
     this.rt = fresh;
     this.loaded = { ...next, fileHash: this.loaded.fileHash };

@@ -25,6 +25,7 @@ let pki: ReturnType<typeof makePki>;
 let dir: string;
 let tlsUrl: string;
 let pwPort: number;
+let simPort: number;
 const gateways = new Map<string, Gateway>();
 
 function dustgate(args: string[]) {
@@ -39,10 +40,11 @@ beforeAll(async () => {
   pki = makePki(dir, [...ZZ, LY, 'operator', 'intruder']);
   const pw = path.join(dir, 'passwd');
   execFileSync('mosquitto_passwd', ['-b', '-c', pw, 'site-user', 'right-pass']);
+  execFileSync('mosquitto_passwd', ['-b', pw, 'site-user-2026', 'rotated-pass']);
   const acl = path.join(dir, 'acl');
   // operators may do anything under dustgate/; a gateway (its certificate CN is its id) only its own topics,
   // and it may read (not write) the group and fleet command topics
-  writeFileSync(acl, ['user operator', 'topic readwrite dustgate/#', '', 'pattern readwrite dustgate/%u/#', 'pattern read dustgate/_group/#', 'pattern read dustgate/_all/#', ''].join('\n'));
+  writeFileSync(acl, ['user operator', 'topic readwrite dustgate/#', '', 'user site-user', 'topic readwrite dustgate/pw-site-0001/#', 'topic read dustgate/_all/#', '', 'user site-user-2026', 'topic readwrite dustgate/pw-site-0001/#', 'topic read dustgate/_all/#', '', 'pattern readwrite dustgate/%u/#', 'pattern read dustgate/_group/#', 'pattern read dustgate/_all/#', ''].join('\n'));
   pwPort = await freePort();
   m = await startMosquitto({
     dir,
@@ -63,7 +65,7 @@ beforeAll(async () => {
   });
   tlsUrl = `mqtts://127.0.0.1:${m.port}`;
   sim = new Simulator(loadScenario(path.join(ROOT, 'seeds/scenarios/dust-event.yaml')), { wireTime: false });
-  const simPort = await freePort();
+  simPort = await freePort();
   await sim.serveTcp('127.0.0.1', simPort);
   for (const id of [...ZZ, LY]) {
     const gdir = tempDir(id);
@@ -202,5 +204,35 @@ describe('dustgate remote (signed, over TLS)', () => {
     const versions = JSON.parse(h.stdout) as { version: number; source: string }[];
     expect(versions[0]).toMatchObject({ version: gw.version, source: 'remote' });
     expect(versions.at(-1)).toMatchObject({ source: 'file' });
+  });
+
+  it('broker credentials can be rotated remotely; wrong ones are tried on a second connection and rolled back', async () => {
+    const gdir = tempDir('pw-site');
+    const base = siteConfig({ id: 'pw-site-0001', bus: { type: 'tcp', host: '127.0.0.1', port: simPort }, mqttUrl: `mqtt://127.0.0.1:${pwPort}`, dir: gdir, pollMs: 200 });
+    const loaded = resolveConfig({ ...base, mqtt: { ...base.mqtt, username: 'site-user', password: 'right-pass' }, remote: { hmacKey: KEY } });
+    const gw = new Gateway({ loaded, logger: pino({ level: 'silent' }), tickMs: 100 });
+    await gw.start();
+    try {
+      await waitFor(() => gw.uplink?.connected, 10_000);
+      await new Promise((r) => setTimeout(r, 300));
+      const v0 = gw.version;
+      const pwFlags = ['--broker', `mqtt://127.0.0.1:${pwPort}`, '--username', 'site-user', '--password', 'right-pass', '--hmac-key', KEY, '--timeout', '20'];
+      const wrong = await dustgate(['remote', 'config', 'set', '--gateway', 'pw-site-0001', 'mqtt.password=not-the-password', ...pwFlags]);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(/pw-site-0001: refused: mqtt: the new broker settings did not work \(.*(Not authorized|Bad user).*\); the old ones stay/);
+      expect(gw.version).toBe(v0);
+      expect(gw.uplink!.connected).toBe(true);
+      const ok = await dustgate(['remote', 'config', 'set', '--gateway', 'pw-site-0001', 'mqtt.username=site-user-2026', 'mqtt.password=rotated-pass', ...pwFlags]);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout.trim()).toBe(`pw-site-0001: ok applied, version ${v0 + 1}`);
+      expect(gw.config.mqtt.username).toBe('site-user-2026');
+      // still delivering, under the new user
+      const before = gw.uplink!.counters.acked;
+      await waitFor(() => gw.uplink!.counters.acked > before + 3, 10_000);
+      const got = await dustgate(['remote', 'config', 'get', '--gateway', 'pw-site-0001', ...pwFlags]);
+      expect(got.stdout).not.toContain('rotated-pass');
+    } finally {
+      await gw.stop();
+    }
   });
 });

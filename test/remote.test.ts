@@ -91,7 +91,7 @@ async function fleet(scenario = 'dust-event'): Promise<Fleet> {
 }
 
 describe('remote config', () => {
-  it('refuses 22 bad configs with the path and the reason; version and config stay; telemetry seq has no gap', async () => {
+  it('refuses 23 bad configs with the path and the reason; version and config stay; telemetry seq has no gap', async () => {
     const f = await fleet();
     const gw = await f.gateway('remote-site-0001');
     const P = 'dustgate/remote-site-0001';
@@ -114,8 +114,9 @@ describe('remote config', () => {
       ['bad time', JSON.stringify({ requestId: 'b13', patch: { rules: { noise: { nightStart: '7pm' } } } }), /rules\.noise\.nightStart: expected a time HH:MM/],
       ['bad alert level list', JSON.stringify({ requestId: 'b14', patch: { rules: { earthworkBan: { alertLevels: ['purple'] } } } }), /rules\.earthworkBan\.alertLevels\[0\]: expected one of none/],
       ['deletes a required section', JSON.stringify({ requestId: 'b15', patch: { gateway: null } }), /gateway: required/],
+      ['switching the uplink off', JSON.stringify({ requestId: 'b23', patch: { mqtt: { enabled: false } } }), /mqtt\.enabled: cannot be changed remotely/],
       ['identity change', JSON.stringify({ requestId: 'b16', patch: { gateway: { id: 'someone-else' } } }), /gateway\.id: cannot be changed remotely/],
-      ['broker change', JSON.stringify({ requestId: 'b17', patch: { mqtt: { url: 'mqtt://127.0.0.2:1883' } } }), /mqtt\.url: cannot be changed remotely/],
+      ['broker change', JSON.stringify({ requestId: 'b17', patch: { mqtt: { url: 'mqtt://127.0.0.2:1883' } } }), /mqtt: the new broker settings did not work \(.*ECONNREFUSED.*\); the old ones stay/],
       ['patch is not an object', JSON.stringify({ requestId: 'b18', patch: [1, 2] }), /patch: expected an object/],
       ['neither patch nor config', JSON.stringify({ requestId: 'b19' }), /expected "patch" or "config"/],
       ['a bus that cannot open', JSON.stringify({ requestId: 'b20', patch: { buses: [{ id: 'main', type: 'tcp', host: '127.0.0.1', port: closed, timeoutMs: 300 }] } }), /buses\[0\]: cannot open 127\.0\.0\.1:\d+/],
@@ -138,6 +139,7 @@ describe('remote config', () => {
     await waitFor(() => f.sub.events('remote_refused').filter((e) => e.topic === `${P}/config/set`).length === bad.length, 3000);
     expect(refusals.map((e) => e.requestId)).toEqual(expect.arrayContaining(['b1', 'b9', 'b16', 'b20']));
     expect(refusals.find((e) => e.requestId === 'b20')).toMatchObject({ code: 'rolled_back' });
+    expect(refusals.find((e) => e.requestId === 'b17')).toMatchObject({ code: 'rolled_back' });
     // telemetry went on through all of it, and still goes on
     const last = Math.max(...f.sub.seqs());
     await waitFor(() => f.sub.readings('head').some((r) => (r.seq as number) > last), 5000);

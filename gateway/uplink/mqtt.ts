@@ -105,6 +105,9 @@ export class MqttUplink extends EventEmitter {
     });
     let lastErr = '';
     client.on('error', (e) => {
+      // the broker said no (bad credentials, not authorised): tell whoever waits for this connection
+      if ((e as { code?: number }).code !== undefined && /Not authorized|Bad user|Identifier rejected|unacceptable/i.test(e.message)) this.emit('refused', e.message);
+      else if (/certificate|self.signed|alert|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH/i.test(e.message)) this.emit('refused', e.message.replace(/\s+/g, ' '));
       if (e.message !== lastErr) log.warn({ err: e.message, url: m.url }, `broker: ${e.message}`);
       lastErr = e.message;
     });
@@ -210,11 +213,11 @@ export class MqttUplink extends EventEmitter {
     return false;
   }
 
-  /** Say offline (retained) and disconnect. */
-  async stop(): Promise<void> {
+  /** Say offline (retained) and disconnect; `quiet` when a new connection takes over. */
+  async stop(o: { quiet?: boolean } = {}): Promise<void> {
     const client = this.client;
     if (!client) return;
-    if (client.connected) {
+    if (client.connected && !o.quiet) {
       await new Promise<void>((resolve) => {
         client.publish(`${this.prefix}/status`, this.statusPayload('offline'), { qos: 1, retain: true }, () => resolve());
         setTimeout(resolve, 1000).unref();
