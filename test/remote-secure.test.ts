@@ -210,7 +210,8 @@ describe('dustgate remote (signed, over TLS)', () => {
     const gdir = tempDir('pw-site');
     const base = siteConfig({ id: 'pw-site-0001', bus: { type: 'tcp', host: '127.0.0.1', port: simPort }, mqttUrl: `mqtt://127.0.0.1:${pwPort}`, dir: gdir, pollMs: 200 });
     const loaded = resolveConfig({ ...base, mqtt: { ...base.mqtt, username: 'site-user', password: 'right-pass' }, remote: { hmacKey: KEY } });
-    const gw = new Gateway({ loaded, logger: pino({ level: 'silent' }), tickMs: 100 });
+    const logs: string[] = [];
+    const gw = new Gateway({ loaded, logger: pino({ level: 'debug' }, { write: (l: string) => logs.push(l) }), tickMs: 100 });
     await gw.start();
     try {
       await waitFor(() => gw.uplink?.connected, 10_000);
@@ -231,6 +232,9 @@ describe('dustgate remote (signed, over TLS)', () => {
       await waitFor(() => gw.uplink!.counters.acked > before + 3, 10_000);
       const got = await dustgate(['remote', 'config', 'get', '--gateway', 'pw-site-0001', ...pwFlags]);
       expect(got.stdout).not.toContain('rotated-pass');
+      // secrets never reach the log, whatever was refused or applied
+      expect(logs.length).toBeGreaterThan(5);
+      for (const secret of ['right-pass', 'rotated-pass', 'not-the-password', KEY]) expect(logs.join('\n')).not.toContain(secret);
     } finally {
       await gw.stop();
     }
