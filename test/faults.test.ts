@@ -103,7 +103,7 @@ for (const kind of ['mock', 'pty', 'tcp'] as TransportKind[]) {
       }
       rig.sim.setFaults('dust', ['slow:80']);
       expect(await codeOf(dust.read())).toBe('ok');
-      expect(dust.counters.lastRttMs!).toBeGreaterThanOrEqual(75) // a timer may fire a little early against performance.now();
+      expect(dust.counters.lastRttMs!).toBeGreaterThanOrEqual(75); // a timer may fire a little early against performance.now()
       expect(dust.status).toBe('online');
     });
   });
