@@ -239,4 +239,19 @@ describe('dustgate remote (signed, over TLS)', () => {
       await gw.stop();
     }
   });
+
+  it('an operator file carries the broker, TLS files, key and name; a wrong one is one clear line', async () => {
+    const file = path.join(dir, 'operator.yaml');
+    writeFileSync(file, [`broker: ${tlsUrl}`, `ca: ${pki.ca}`, `cert: ${pki.clients.operator!.cert}`, `key: ${pki.clients.operator!.key}`, `hmacKey: ${KEY}`, 'by: zhang.wei', ''].join('\n'));
+    const r = await dustgate(['remote', 'alert', 'blue', '--gateway', 'zz-a-0001', '--operator', file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('zz-a-0001: ok alert level blue');
+    expect(gateways.get('zz-a-0001')!.engine.alertLevel).toBe('blue');
+    const bad = path.join(dir, 'operator-bad.yaml');
+    writeFileSync(bad, `broker: ${tlsUrl}\nhmac_key: x\n`);
+    const b = await dustgate(['remote', 'alert', 'blue', '--gateway', 'zz-a-0001', '--operator', bad]);
+    expect(b.code).toBe(1);
+    expect(b.stderr.trim().split('\n')).toHaveLength(1);
+    expect(b.stderr).toMatch(/operator-bad\.yaml: \(top\): unknown key hmac_key/);
+  });
 });
