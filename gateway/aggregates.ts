@@ -1,0 +1,160 @@
+/**
+ * Minute, hour and day aggregates per device and metric (mean, min, max, count, flag), in local
+ * time. Validity (GB 3095): a minute needs one usable sample (N or T); an hour ≥ 45 valid minutes;
+ * a day ≥ 20 valid hours. An invalid aggregate keeps its numbers but its flag says why (the most
+ * frequent flag among its parts that is not N or T, else B for missing data).
+ * Pure: readings and time in, closed aggregates out.
+ */
+import type { Flag, Reading } from './reading.js';
+
+export type Period = 'minute' | 'hour' | 'day';
+
+export interface Aggregate {
+  period: Period;
+  /** ms of the period's local start */
+  start: number;
+  device: string;
+  metric: string;
+  mean: number | null;
+  min: number | null;
+  max: number | null;
+  /** valid parts: samples of a minute, valid minutes of an hour, valid hours of a day */
+  count: number;
+  flag: Flag;
+  valid: boolean;
+}
+
+export const AGG_METRICS = ['pm25', 'pm10', 'tsp', 'pm1', 'temperature', 'humidity', 'pressure', 'windSpeed', 'windDirection', 'noise'];
+export const HOUR_MIN_VALID = 45;
+export const DAY_MIN_VALID = 20;
+
+interface Bucket {
+  start: number;
+  end: number;
+  sum: number;
+  n: number;
+  min: number;
+  max: number;
+  flags: Partial<Record<Flag, number>>;
+}
+
+const newBucket = (start: number, end: number): Bucket => ({ start, end, sum: 0, n: 0, min: Infinity, max: -Infinity, flags: {} });
+
+/** UTC offset of a zone at a time, in ms (Asia/Shanghai: +8 h). */
+export function zoneOffsetMs(ms: number, timeZone: string): number {
+  const f = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' });
+  const name = f.formatToParts(ms).find((p) => p.type === 'timeZoneName')?.value ?? 'GMT';
+  const m = /GMT([+-])(\d{2}):?(\d{2})?/.exec(name);
+  if (!m) return 0;
+  return (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 3600_000 + Number(m[3] ?? 0) * 60_000);
+}
+
+/** Local start and end (ms) of the period containing `ms`. */
+export function periodBounds(period: Period, ms: number, timeZone: string): { start: number; end: number } {
+  const off = zoneOffsetMs(ms, timeZone);
+  const unit = period === 'minute' ? 60_000 : period === 'hour' ? 3600_000 : 86_400_000;
+  const start = Math.floor((ms + off) / unit) * unit - off;
+  return { start, end: start + unit };
+}
+
+function worstFlag(flags: Partial<Record<Flag, number>>): Flag {
+  let best: Flag = 'B';
+  let n = 0;
+  for (const [f, c] of Object.entries(flags) as [Flag, number][]) if (f !== 'N' && f !== 'T' && c > n) [best, n] = [f, c];
+  return best;
+}
+
+export class Aggregator {
+  /** key device/metric/period → open bucket */
+  private open = new Map<string, Bucket>();
+
+  constructor(
+    private readonly timeZone: string,
+    private readonly metrics: string[] = AGG_METRICS,
+    /** How long after its end a period waits for late samples before it closes. */
+    private readonly graceMs = 2000,
+  ) {}
+
+  /** Take a reading; returns the aggregates its arrival closed. */
+  add(r: Reading): Aggregate[] {
+    const out: Aggregate[] = [];
+    const { start, end } = periodBounds('minute', r.ts, this.timeZone);
+    for (const metric of this.metrics) {
+      const flag = r.flags[metric];
+      if (flag === undefined) continue;
+      const key = `${r.device}\u0000${metric}\u0000minute`;
+      let b = this.open.get(key);
+      if (b && b.start !== start) {
+        if (r.ts < b.start) continue; // late sample of a closed minute
+        out.push(...this.close(r.device, metric, 'minute', b));
+        b = undefined;
+      }
+      if (!b) {
+        b = newBucket(start, end);
+        this.open.set(key, b);
+      }
+      b.flags[flag] = (b.flags[flag] ?? 0) + 1;
+      const v = r.values[metric];
+      if ((flag === 'N' || flag === 'T') && v !== undefined && Number.isFinite(v)) {
+        b.sum += v;
+        b.n++;
+        b.min = Math.min(b.min, v);
+        b.max = Math.max(b.max, v);
+      }
+    }
+    return out;
+  }
+
+  /** Close every period that ended before `now - grace`. */
+  tick(now: number): Aggregate[] {
+    const out: Aggregate[] = [];
+    for (const period of ['minute', 'hour', 'day'] as const) {
+      for (const [key, b] of [...this.open]) {
+        const [device, metric, p] = key.split('\u0000') as [string, string, Period];
+        if (p === period && b.end + this.graceMs <= now) out.push(...this.close(device, metric, period, b));
+      }
+    }
+    return out;
+  }
+
+  private close(device: string, metric: string, period: Period, b: Bucket): Aggregate[] {
+    this.open.delete(`${device}\u0000${metric}\u0000${period}`);
+    const need = period === 'minute' ? 1 : period === 'hour' ? HOUR_MIN_VALID : DAY_MIN_VALID;
+    const valid = b.n >= need;
+    const agg: Aggregate = {
+      period,
+      start: b.start,
+      device,
+      metric,
+      mean: b.n ? b.sum / b.n : null,
+      min: b.n ? b.min : null,
+      max: b.n ? b.max : null,
+      count: b.n,
+      flag: valid ? ((b.flags.T ?? 0) > (b.flags.N ?? 0) ? 'T' : 'N') : worstFlag(b.flags),
+      valid,
+    };
+    const out = [agg];
+    if (period === 'day') return out;
+    // roll up into the next period: a valid part counts with its mean, min and max
+    const up: Period = period === 'minute' ? 'hour' : 'day';
+    const key = `${device}\u0000${metric}\u0000${up}`;
+    const bounds = periodBounds(up, b.start, this.timeZone);
+    let ub = this.open.get(key);
+    if (ub && ub.start !== bounds.start) {
+      out.push(...this.close(device, metric, up, ub));
+      ub = undefined;
+    }
+    if (!ub) {
+      ub = newBucket(bounds.start, bounds.end);
+      this.open.set(key, ub);
+    }
+    ub.flags[agg.flag] = (ub.flags[agg.flag] ?? 0) + 1;
+    if (valid && agg.mean !== null) {
+      ub.sum += agg.mean;
+      ub.n++;
+      ub.min = Math.min(ub.min, agg.min!);
+      ub.max = Math.max(ub.max, agg.max!);
+    }
+    return out;
+  }
+}
