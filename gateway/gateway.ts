@@ -14,6 +14,8 @@ import type { OutputFault } from './outputs.js';
 import type { RawReading } from './poller.js';
 import { commFailure, flagValues, type Reading } from './reading.js';
 import { RulesEngine, type OutputCommand, type RuleEvent } from './rules/engine.js';
+import { Aggregator, periodBounds, type Aggregate } from './aggregates.js';
+import { aqi, type AqiStandard } from './aqi.js';
 import { RemoteHandler } from './remote.js';
 import { Runtime } from './runtime.js';
 import { Store, type Eviction } from './store.js';
@@ -68,6 +70,8 @@ export class Gateway extends EventEmitter {
   uplink: MqttUplink | undefined;
   private rt: Runtime;
   remote: RemoteHandler | undefined;
+  readonly aggregator: Aggregator;
+  private lastAggTick = 0;
   private tick: NodeJS.Timeout | undefined;
   private started = false;
   private stopped = false;
@@ -87,6 +91,7 @@ export class Gateway extends EventEmitter {
     this.config = c;
     this.rt = this.buildRuntime(c);
     this.engine = new RulesEngine({ rules: c.rules, outputs: c.outputs, inputs: c.inputs, sources: this.rt.sources, timezone: this.loaded.timezone }, this.now());
+    this.aggregator = new Aggregator(this.loaded.timezone);
     const level = this.store.meta('alertLevel');
     if (level) {
       this.engine.setAlertLevel(level as never, this.now(), { by: 'restored' });
@@ -341,6 +346,8 @@ export class Gateway extends EventEmitter {
   }
 
   private storeReading(r: Reading): void {
+    const closed = this.aggregator.add(r);
+    if (closed.length) this.onAggregates(closed);
     const body = JSON.stringify({ ts: new Date(r.ts).toISOString(), device: r.device, values: r.values, flags: r.flags });
     const { seqs, eviction } = this.store.append('telemetry', [body]);
     this.counters.readings++;
@@ -374,8 +381,57 @@ export class Gateway extends EventEmitter {
 
   private evaluate(): void {
     if (this.stopped) return;
+    const now = this.now();
+    if (now - this.lastAggTick >= 1000) {
+      this.lastAggTick = now;
+      const closed = this.aggregator.tick(now);
+      if (closed.length) this.onAggregates(closed);
+    }
     this.handle(this.engine.evaluate(this.now()));
     this.publishState();
+  }
+
+  /**
+   * Closed aggregates: kept in their own table (35+ days, for HJ 212 back-fill), published on
+   * P/aggregates one message per device and period, with AQI for hours and days.
+   */
+  private onAggregates(list: Aggregate[]): void {
+    this.store.saveAggregates(list.map((a) => ({ ...a, start: new Date(a.start).toISOString() })));
+    const groups = new Map<string, Aggregate[]>();
+    for (const a of list) {
+      const k = `${a.period}|${a.start}|${a.device}`;
+      groups.set(k, [...(groups.get(k) ?? []), a]);
+    }
+    for (const g of groups.values()) {
+      const { period, start, device } = g[0]!;
+      const metrics = Object.fromEntries(g.map((a) => [a.metric, { mean: a.mean === null ? null : Math.round(a.mean * 100) / 100, min: a.min, max: a.max, count: a.count, flag: a.flag, valid: a.valid }]));
+      const conc: Record<string, number> = {};
+      for (const a of g) if ((a.metric === 'pm10' || a.metric === 'pm25') && a.valid && a.mean !== null) conc[a.metric] = a.mean;
+      const msg: Record<string, unknown> = { gateway: this.id, period, start: new Date(start).toISOString(), device, metrics };
+      if (period !== 'minute') msg.aqi = aqi(conc, this.config.aqi.standard as AqiStandard);
+      if (period === 'day') msg.annual = this.annualReport(device, start);
+      this.emit('aggregates', msg);
+      this.uplink?.publish('aggregates', JSON.stringify(msg));
+    }
+    if (list.some((a) => a.period === 'day')) this.store.pruneAggregates(new Date(this.now() - 40 * 86_400_000).toISOString());
+  }
+
+  /** The running mean of valid daily means since 1 January (local) against the city's annual target. */
+  annualReport(device: string, dayStart: number) {
+    const year = new Intl.DateTimeFormat('en-GB', { timeZone: this.loaded.timezone, year: 'numeric' }).format(dayStart);
+    const jan1 = periodBounds('day', Date.parse(`${year}-01-01T12:00:00Z`), this.loaded.timezone).start;
+    const days = this.store.aggregates('day', new Date(jan1).toISOString(), new Date(dayStart).toISOString(), device);
+    const targets = this.loaded.preset.cityTargets as Record<string, Record<string, { pm10: number; pm25: number }>> | undefined;
+    const city = this.config.gateway.site.city;
+    const target = targets ? Object.entries(targets).filter(([k]) => k.startsWith('table')).map(([, t]) => t[city]).find(Boolean) : undefined;
+    const out: Record<string, unknown> = { city, since: new Date(jan1).toISOString() };
+    for (const m of ['pm10', 'pm25'] as const) {
+      const valid = days.filter((d) => d.metric === m && d.flag !== 'B' && d.flag !== 'D' && d.mean !== null && d.count >= 20);
+      if (!valid.length) continue;
+      const mean = valid.reduce((a, d) => a + d.mean!, 0) / valid.length;
+      out[m] = { mean: Math.round(mean * 10) / 10, days: valid.length, target: target?.[m] ?? null, ratio: target ? Math.round((mean / target[m]) * 1000) / 1000 : null };
+    }
+    return out;
   }
 
   /** Record the engine's events and carry its commands to the outputs. */

@@ -266,6 +266,30 @@ export class Store {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM records').get() as { n: number }).n;
   }
 
+  // ---------------------------------------------------------------- aggregates (kept apart from the buffer)
+
+  saveAggregates(rows: { period: string; start: string; device: string; metric: string; mean: number | null; min: number | null; max: number | null; count: number; flag: string }[]): void {
+    if (!rows.length) return;
+    const ins = this.db.prepare(
+      'INSERT OR REPLACE INTO aggregates (period, start, device, metric, mean, min, max, count, flag) VALUES (@period, @start, @device, @metric, @mean, @min, @max, @count, @flag)',
+    );
+    this.db.transaction(() => {
+      for (const r of rows) ins.run(r);
+    })();
+  }
+
+  /** Aggregates of a period with start in [from, to] (ISO), oldest first. */
+  aggregates(period: string, from: string, to: string, device?: string) {
+    return this.db
+      .prepare(`SELECT period, start, device, metric, mean, min, max, count, flag FROM aggregates WHERE period = ? AND start >= ? AND start <= ?${device ? ' AND device = ?' : ''} ORDER BY start, device, metric`)
+      .all(...(device ? [period, from, to, device] : [period, from, to])) as { period: string; start: string; device: string; metric: string; mean: number | null; min: number | null; max: number | null; count: number; flag: string }[];
+  }
+
+  /** Drop aggregates that started before `before` (ISO): at least 35 days are kept. */
+  pruneAggregates(before: string): number {
+    return this.db.prepare('DELETE FROM aggregates WHERE start < ?').run(before).changes;
+  }
+
   // ---------------------------------------------------------------- config versions
 
   latestConfig(): ConfigVersion | undefined {

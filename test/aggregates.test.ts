@@ -74,3 +74,31 @@ describe('aggregates', () => {
     expect(m).toMatchObject({ valid: false, flag: 'D', count: 0, mean: null });
   });
 });
+
+describe('aggregates in the gateway', () => {
+  it('closed minutes and hours are stored apart and published on P/aggregates with AQI for the hour', async () => {
+    const { startInProcess } = await import('./helpers/gateway-rig.js');
+    const { waitFor } = await import('./helpers/system.js');
+    // 60× time: a scenario hour in a minute; start just before a local hour so it closes soon
+    const rig = await startInProcess('dust-event', { factor: 120, startMs: cst('2026-06-01T09:58:00'), pollMs: 100 });
+    try {
+      rig.sim.setValues('head', { pm10: 120, pm25: 60 });
+      await waitFor(() => rig.sub.on('aggregates').some((m) => m.payload.period === 'hour'), 60_000, 200);
+      const minute = rig.sub.on('aggregates').find((m) => m.payload.period === 'minute' && m.payload.device === 'head')!.payload as { metrics: Record<string, { mean: number; count: number; flag: string }> };
+      expect(minute.metrics.pm10!.count).toBeGreaterThan(5);
+      const hour = rig.sub.on('aggregates').find((m) => m.payload.period === 'hour' && m.payload.device === 'head')!.payload as {
+        start: string;
+        metrics: Record<string, { valid: boolean; flag: string; count: number }>;
+        aqi: { aqi: number } | null;
+      };
+      // the first hour was only partly seen (it began at 09:58): fewer than 45 minutes, so invalid, no AQI
+      expect(hour.start).toBe('2026-06-01T01:00:00.000Z');
+      expect(hour.metrics.pm10).toMatchObject({ valid: false, flag: 'B' });
+      expect(hour.aqi).toBeNull();
+      const stored = rig.gw.store.aggregates('minute', '2026-06-01T00:00:00.000Z', '2026-06-02T00:00:00.000Z', 'head');
+      expect(stored.filter((r) => r.metric === 'pm10').length).toBeGreaterThan(1);
+    } finally {
+      await rig.stop();
+    }
+  });
+});
