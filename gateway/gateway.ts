@@ -12,10 +12,11 @@ import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
 import type { OutputFault } from './outputs.js';
 import type { RawReading } from './poller.js';
-import { commFailure, flagValues, type Reading } from './reading.js';
+import { commFailure, flagValues, type Flag, type Reading } from './reading.js';
 import { RulesEngine, type OutputCommand, type RuleEvent } from './rules/engine.js';
 import { Aggregator, periodBounds, type Aggregate } from './aggregates.js';
 import { aqi, type AqiStandard } from './aqi.js';
+import { Hj212Uplink } from './hj212/uplink.js';
 import { RemoteHandler } from './remote.js';
 import { Runtime } from './runtime.js';
 import { Store, type Eviction } from './store.js';
@@ -71,6 +72,9 @@ export class Gateway extends EventEmitter {
   private rt: Runtime;
   remote: RemoteHandler | undefined;
   readonly aggregator: Aggregator;
+  hj212: Hj212Uplink | undefined;
+  /** latest usable value of each source metric, for HJ 212 real-time data */
+  private latestBySource: Record<string, { v: number; flag: Flag }> = {};
   private lastAggTick = 0;
   private tick: NodeJS.Timeout | undefined;
   private started = false;
@@ -97,6 +101,17 @@ export class Gateway extends EventEmitter {
       this.engine.setAlertLevel(level as never, this.now(), { by: 'restored' });
       this.engine.drainEvents();
     }
+    if (c.hj212.enabled)
+      this.hj212 = new Hj212Uplink({
+        cfg: c.hj212,
+        mn: c.hj212.mn || c.gateway.id,
+        timeZone: this.loaded.timezone,
+        store: this.store,
+        now: this.now,
+        logger: this.logger,
+        sources: this.rt.sources,
+        latest: () => this.latestBySource,
+      });
     if (c.mqtt.enabled) {
       this.remote = new RemoteHandler(this);
       this.uplink = this.makeUplink(c);
@@ -202,6 +217,7 @@ export class Gateway extends EventEmitter {
     this.logger.info({ gateway: this.id, version: VERSION, configVersion: this.version, devices: this.rt.devices.size, buffer: this.store.stats() }, 'starting');
     await this.rt.open(false);
     this.uplink?.start();
+    this.hj212?.start();
     this.publishConfig();
     // outputs start off, confirmed by the devices
     const states = await this.rt.outputs.allOff();
@@ -229,6 +245,7 @@ export class Gateway extends EventEmitter {
       if (this.uplink?.connected) await this.uplink.flush(2000);
     }
     await this.uplink?.stop();
+    await this.hj212?.stop();
     await this.rt.close();
     this.store.close();
     this.logger.info({ gateway: this.id }, 'stopped');
@@ -346,6 +363,13 @@ export class Gateway extends EventEmitter {
   }
 
   private storeReading(r: Reading): void {
+    for (const [metric, dev] of Object.entries(this.rt.sources)) {
+      if (dev !== r.device) continue;
+      const v = r.values[metric];
+      const flag = r.flags[metric];
+      if (v !== undefined && flag) this.latestBySource[metric] = { v, flag };
+      else if (flag) delete this.latestBySource[metric];
+    }
     const closed = this.aggregator.add(r);
     if (closed.length) this.onAggregates(closed);
     const body = JSON.stringify({ ts: new Date(r.ts).toISOString(), device: r.device, values: r.values, flags: r.flags });
@@ -387,6 +411,7 @@ export class Gateway extends EventEmitter {
       const closed = this.aggregator.tick(now);
       if (closed.length) this.onAggregates(closed);
     }
+    this.hj212?.tick(now);
     this.handle(this.engine.evaluate(this.now()));
     this.publishState();
   }
@@ -397,6 +422,7 @@ export class Gateway extends EventEmitter {
    */
   private onAggregates(list: Aggregate[]): void {
     this.store.saveAggregates(list.map((a) => ({ ...a, start: new Date(a.start).toISOString() })));
+    this.hj212?.onAggregates(list);
     const groups = new Map<string, Aggregate[]>();
     for (const a of list) {
       const k = `${a.period}|${a.start}|${a.device}`;

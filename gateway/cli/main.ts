@@ -7,6 +7,7 @@ import { registerRunCommand } from './run-command.js';
 import { registerConfigCommand } from './config-command.js';
 import { registerBufferCommand } from './buffer-command.js';
 import { registerRemoteCommand } from './remote-command.js';
+import { registerHj212Command } from './hj212-command.js';
 import { VERSION } from '../version.js';
 
 const program = new Command();
@@ -23,6 +24,7 @@ registerDeviceCommands(program);
 registerConfigCommand(program);
 registerBufferCommand(program);
 registerRemoteCommand(program);
+registerHj212Command(program);
 
 program.configureOutput({ outputError: (str, write) => write(`dustgate: ${str.replace(/^error: /, '')}`) });
 await program.parseAsync(process.argv);

@@ -1,0 +1,58 @@
+/** HJ 212 pieces shared by the gateway's uplink and the platform stand-in: codes, builders. */
+import { buildPackets, encodePacket, type CpGroup, type Hj212Packet } from './codec.js';
+
+/** Pollutant and parameter codes (SPEC §9). */
+export const HJ_CODES: Record<string, string> = {
+  tsp: 'a34001',
+  pm10: 'a34002',
+  pm25: 'a34004',
+  temperature: 'a01001',
+  humidity: 'a01002',
+  pressure: 'a01006',
+  windSpeed: 'a01007',
+  windDirection: 'a01008',
+  noise: 'LA',
+};
+export const METRIC_OF_CODE: Record<string, string> = Object.fromEntries(Object.entries(HJ_CODES).map(([m, c]) => [c, m]));
+
+export const CN = {
+  rtd: '2011',
+  stopRtd: '2012',
+  minute: '2051',
+  hour: '2061',
+  day: '2031',
+  getTime: '1011',
+  setTime: '1012',
+  getRtdInterval: '1061',
+  setRtdInterval: '1062',
+  getMinInterval: '1063',
+  setMinInterval: '1064',
+  qnRtn: '9011',
+  exeRtn: '9012',
+  dataAck: '9014',
+} as const;
+
+export const PERIOD_CN = { minute: CN.minute, hour: CN.hour, day: CN.day } as const;
+
+/** Numbers as HJ 212 likes them: no exponent, at most 3 decimals. */
+export function hjNumber(v: number): string {
+  return String(Math.round(v * 1000) / 1000);
+}
+
+/** A reply from the platform side or the gateway side (9011, 9012, 9014 …). */
+export function reply(o: { qn: string; st: string; cn: string; pw: string; mn: string; cp?: CpGroup[] }): string {
+  const p: Hj212Packet = {
+    fields: [
+      ['QN', o.qn],
+      ['ST', o.st],
+      ['CN', o.cn],
+      ['PW', o.pw],
+      ['MN', o.mn],
+      ['Flag', '4'],
+    ],
+    cp: o.cp ?? [],
+  };
+  return encodePacket(p);
+}
+
+export { buildPackets };

@@ -1,0 +1,349 @@
+/**
+ * HJ 212-2017 uplink to a government platform over TCP (SPEC §9).
+ *
+ * - 2011 real-time values every `rtdIntervalS` while connected (not stored: real-time is real-time).
+ * - 2051 / 2061 / 2031 minute, hour and day data: every closed period is queued in SQLite
+ *   (`hj212_uploads`) and sent oldest first; with `ackRequired` each waits for 9014 (10 s, 3 tries,
+ *   then the connection is dropped and rebuilt), and only an acknowledged period leaves the queue,
+ *   so an outage is filled from the stored aggregates after reconnecting, nothing twice after its ack.
+ * - Platform requests: 1011/1012 time, 1061/1062 real-time interval, 1063/1064 minute interval,
+ *   2011/2012 start/stop real-time, 2051/2061/2031 with BeginTime/EndTime (back-fill), each
+ *   answered with 9011 (QnRtn) and 9012 (ExeRtn).
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { periodBounds, zoneOffsetMs, type Aggregate, type Period } from '../aggregates.js';
+import type { Config, Metric } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { Flag } from '../reading.js';
+import type { Store } from '../store.js';
+import { Hj212Error, buildPackets, cpValue, decodePacket, field, hjTime, splitStream, type CpGroup, type Hj212Packet } from './codec.js';
+import { CN, HJ_CODES, PERIOD_CN, hjNumber, reply } from './protocol.js';
+
+export interface Hj212UplinkOptions {
+  cfg: Config['hj212'];
+  mn: string;
+  timeZone: string;
+  store: Store;
+  now: () => number;
+  logger: Logger;
+  /** metric → device whose values are reported */
+  sources: Partial<Record<Metric, string>>;
+  /** the latest value and flag of each source metric (real-time data) */
+  latest: () => Partial<Record<string, { v: number; flag: Flag }>>;
+  ackTimeoutMs?: number;
+  tries?: number;
+  reconnectMinMs?: number;
+}
+
+const PERIOD_OF_CN: Record<string, Period> = { [CN.minute]: 'minute', [CN.hour]: 'hour', [CN.day]: 'day' };
+
+/** `YYYYMMDDhhmmss` local → ms. */
+export function parseHjTime(s: string, timeZone: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(s);
+  if (!m) throw new Hj212Error('bad_field', `expected a time YYYYMMDDhhmmss, got "${s}"`);
+  const utc = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+  return utc - zoneOffsetMs(utc, timeZone);
+}
+
+export class Hj212Uplink extends EventEmitter {
+  private socket: net.Socket | undefined;
+  private connected = false;
+  private stopped = false;
+  private rx: Buffer = Buffer.alloc(0);
+  private backoff: number;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private sending = false;
+  private waiting: { qn: string; resolve: (ok: boolean) => void } | undefined;
+  private nextRtd = 0;
+  private rtdOn = true;
+  rtdIntervalS: number;
+  minIntervalMin: number;
+  private qnSeq = 0;
+  readonly counters = { connects: 0, sent: 0, acked: 0, retries: 0, rtd: 0, badPackets: 0, requests: 0 };
+
+  constructor(private readonly o: Hj212UplinkOptions) {
+    super();
+    this.backoff = o.reconnectMinMs ?? 1000;
+    this.rtdIntervalS = o.cfg.rtdIntervalS;
+    this.minIntervalMin = o.cfg.minIntervalMin;
+    o.store.db.exec('CREATE TABLE IF NOT EXISTS hj212_uploads (cn TEXT NOT NULL, start TEXT NOT NULL, acked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (cn, start))');
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const s = net.connect({ host: this.o.cfg.host, port: this.o.cfg.port });
+    this.socket = s;
+    s.setNoDelay(true);
+    s.on('connect', () => {
+      this.connected = true;
+      this.counters.connects++;
+      this.backoff = this.o.reconnectMinMs ?? 1000;
+      this.rx = Buffer.alloc(0);
+      this.o.logger.info({ host: this.o.cfg.host, port: this.o.cfg.port }, 'HJ 212 platform connected');
+      this.emit('connect');
+      void this.drain();
+    });
+    s.on('data', (d) => this.onData(d));
+    s.on('error', (e) => this.o.logger.warn({ err: e.message }, `HJ 212 platform: ${e.message}`));
+    s.on('close', () => {
+      const was = this.connected;
+      this.connected = false;
+      this.waiting?.resolve(false);
+      if (was) this.emit('disconnect');
+      if (this.stopped) return;
+      this.reconnectTimer = setTimeout(() => this.connect(), this.backoff);
+      this.backoff = Math.min(this.backoff * 2, 60_000);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.waiting?.resolve(false);
+    this.socket?.destroy();
+  }
+
+  private newQn(): string {
+    // QN: local time with ms; a counter keeps two packets of one ms apart
+    const now = this.o.now();
+    const qn = hjTime(now, this.o.timeZone, true);
+    this.qnSeq = (this.qnSeq + 1) % 1000;
+    return qn.slice(0, 14) + String((Number(qn.slice(14)) + this.qnSeq) % 1000).padStart(3, '0');
+  }
+
+  private write(text: string): void {
+    if (this.connected) this.socket?.write(text);
+  }
+
+  private head(qn: string, cn: string, ack: boolean) {
+    return { qn, st: this.o.cfg.st, cn, pw: this.o.cfg.pw, mn: this.o.mn, ack };
+  }
+
+  // ---------------------------------------------------------------- real-time
+
+  /** Called on the gateway's tick. */
+  tick(now: number): void {
+    if (!this.connected || !this.rtdOn || now < this.nextRtd) return;
+    this.nextRtd = now + this.rtdIntervalS * 1000;
+    const latest = this.o.latest();
+    const groups: CpGroup[] = [[['DataTime', hjTime(now, this.o.timeZone)]]];
+    for (const [metric, code] of Object.entries(HJ_CODES)) {
+      const x = latest[metric];
+      if (!x) continue;
+      groups.push([
+        [`${code}-Rtd`, hjNumber(x.v)],
+        [`${code}-Flag`, x.flag],
+      ]);
+    }
+    if (groups.length === 1) return;
+    for (const t of buildPackets(this.head(this.newQn(), CN.rtd, false), groups)) this.write(t);
+    this.counters.rtd++;
+  }
+
+  // ---------------------------------------------------------------- periods
+
+  /** Closed aggregates: queue the periods that HJ 212 reports. */
+  onAggregates(list: Aggregate[]): void {
+    const ins = this.o.store.db.prepare('INSERT OR IGNORE INTO hj212_uploads (cn, start) VALUES (?, ?)');
+    let any = false;
+    for (const a of list) {
+      if (!Object.values(this.o.sources).includes(a.device) || !HJ_CODES[a.metric]) continue;
+      if (a.period === 'minute') {
+        // 2051 covers minIntervalMin minutes: queue it when the last minute of the interval closes
+        const minuteOfDay = Math.round((a.start - periodBounds('day', a.start, this.o.timeZone).start) / 60_000);
+        if ((minuteOfDay + 1) % this.minIntervalMin !== 0) continue;
+        ins.run(CN.minute, new Date(a.start - (this.minIntervalMin - 1) * 60_000).toISOString());
+      } else ins.run(PERIOD_CN[a.period], new Date(a.start).toISOString());
+      any = true;
+    }
+    if (any) void this.drain();
+  }
+
+  /** CP groups of one period from the stored aggregates of the source devices. */
+  private periodGroups(period: Period, startIso: string, spanMin = 1): CpGroup[] | undefined {
+    const start = Date.parse(startIso);
+    const end = period === 'minute' ? start + spanMin * 60_000 - 1 : start;
+    const rows = this.o.store.aggregates(period, startIso, new Date(end).toISOString());
+    const groups: CpGroup[] = [[['DataTime', hjTime(start, this.o.timeZone)]]];
+    for (const [metric, code] of Object.entries(HJ_CODES)) {
+      const dev = this.o.sources[metric as Metric];
+      const mine = rows.filter((r) => r.device === dev && r.metric === metric);
+      if (!mine.length) continue;
+      const valid = mine.filter((r) => r.mean !== null);
+      const flag = mine.every((r) => r.flag === 'N' || r.flag === 'T') ? (mine.some((r) => r.flag === 'T') ? 'T' : 'N') : (mine.find((r) => r.flag !== 'N' && r.flag !== 'T')!.flag as Flag);
+      const g: [string, string][] = [];
+      if (valid.length) {
+        g.push([`${code}-Avg`, hjNumber(valid.reduce((s, r) => s + r.mean!, 0) / valid.length)]);
+        g.push([`${code}-Min`, hjNumber(Math.min(...valid.map((r) => r.min!)))]);
+        g.push([`${code}-Max`, hjNumber(Math.max(...valid.map((r) => r.max!)))]);
+      }
+      g.push([`${code}-Flag`, flag]);
+      groups.push(g);
+    }
+    return groups.length > 1 ? groups : undefined;
+  }
+
+  private nextUpload(): { cn: string; start: string } | undefined {
+    return this.o.store.db.prepare('SELECT cn, start FROM hj212_uploads WHERE acked = 0 ORDER BY start, cn LIMIT 1').get() as { cn: string; start: string } | undefined;
+  }
+
+  private markAcked(u: { cn: string; start: string }): void {
+    this.o.store.db.prepare('UPDATE hj212_uploads SET acked = 1 WHERE cn = ? AND start = ?').run(u.cn, u.start);
+    // keep 40 days of the log of what was sent
+    this.o.store.db.prepare('DELETE FROM hj212_uploads WHERE acked = 1 AND start < ?').run(new Date(this.o.now() - 40 * 86_400_000).toISOString());
+  }
+
+  /** Unacknowledged periods, oldest first (what an outage left behind). */
+  pending(): { cn: string; start: string }[] {
+    return this.o.store.db.prepare('SELECT cn, start FROM hj212_uploads WHERE acked = 0 ORDER BY start, cn').all() as { cn: string; start: string }[];
+  }
+
+  /** Send queued periods one by one while connected. */
+  private async drain(): Promise<void> {
+    if (this.sending) return;
+    this.sending = true;
+    try {
+      while (this.connected && !this.stopped) {
+        const u = this.nextUpload();
+        if (!u) break;
+        const period = PERIOD_OF_CN[u.cn]!;
+        const groups = this.periodGroups(period, u.start, period === 'minute' ? this.minIntervalMin : 1);
+        if (!groups) {
+          this.markAcked(u); // nothing stored for it (its device is not a source any more)
+          continue;
+        }
+        const ok = await this.sendWithAck(u.cn, groups);
+        if (!ok) break;
+        this.markAcked(u);
+        this.counters.acked++;
+        this.emit('acked', u);
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  private async sendWithAck(cn: string, groups: CpGroup[]): Promise<boolean> {
+    const ack = this.o.cfg.ackRequired;
+    const tries = this.o.tries ?? 3;
+    for (let i = 0; i < tries; i++) {
+      if (!this.connected) return false;
+      const qn = this.newQn();
+      const packets = buildPackets(this.head(qn, cn, ack), groups);
+      const acked = ack ? new Promise<boolean>((resolve) => (this.waiting = { qn, resolve })) : Promise.resolve(true);
+      for (const t of packets) this.write(t);
+      this.counters.sent++;
+      if (!ack) return true;
+      const timer = new Promise<boolean>((r) => setTimeout(() => r(false), this.o.ackTimeoutMs ?? 10_000));
+      const got = await Promise.race([acked, timer]);
+      this.waiting = undefined;
+      if (got) return true;
+      if (!this.connected) return false;
+      this.counters.retries++;
+    }
+    this.o.logger.warn({ cn, tries }, 'HJ 212: no 9014 after every try; reconnecting');
+    this.socket?.destroy();
+    return false;
+  }
+
+  // ---------------------------------------------------------------- from the platform
+
+  private onData(d: Buffer): void {
+    this.rx = Buffer.concat([this.rx, d]);
+    const { packets, rest } = splitStream(this.rx);
+    this.rx = rest;
+    for (const raw of packets) {
+      let p: Hj212Packet;
+      try {
+        p = decodePacket(raw);
+      } catch (e) {
+        this.counters.badPackets++;
+        this.o.logger.warn({ err: (e as Error).message }, 'HJ 212: bad packet from the platform');
+        continue;
+      }
+      const cn = field(p, 'CN');
+      const qn = field(p, 'QN') ?? '';
+      if (cn === CN.dataAck) {
+        if (this.waiting && this.waiting.qn === qn) this.waiting.resolve(true);
+        continue;
+      }
+      this.counters.requests++;
+      this.onRequest(cn ?? '', qn, p);
+    }
+  }
+
+  private answer(qn: string, cn: string, cp: CpGroup[] = []): void {
+    this.write(reply({ qn, st: '91', cn, pw: this.o.cfg.pw, mn: this.o.mn, cp }));
+  }
+
+  private onRequest(cn: string, qn: string, p: Hj212Packet): void {
+    const known = [CN.getTime, CN.setTime, CN.getRtdInterval, CN.setRtdInterval, CN.getMinInterval, CN.setMinInterval, CN.rtd, CN.stopRtd, CN.minute, CN.hour, CN.day] as string[];
+    if (!known.includes(cn)) {
+      this.answer(qn, CN.qnRtn, [[['QnRtn', '2']]]); // refused: unknown command
+      return;
+    }
+    this.answer(qn, CN.qnRtn, [[['QnRtn', '1']]]);
+    let exe = '1';
+    const send = (rcn: string, cp: CpGroup[]) => {
+      for (const t of buildPackets({ qn, st: this.o.cfg.st, cn: rcn, pw: this.o.cfg.pw, mn: this.o.mn, ack: false }, cp)) this.write(t);
+    };
+    switch (cn) {
+      case CN.getTime:
+        send(CN.getTime, [[['SystemTime', hjTime(this.o.now(), this.o.timeZone)]]]);
+        break;
+      case CN.setTime:
+        exe = '100'; // the system clock is kept by NTP, not by the platform
+        break;
+      case CN.getRtdInterval:
+        send(CN.getRtdInterval, [[['RtdInterval', String(this.rtdIntervalS)]]]);
+        break;
+      case CN.setRtdInterval: {
+        const v = Number(cpValue(p, 'RtdInterval'));
+        if (Number.isInteger(v) && v >= 1 && v <= 86_400) this.rtdIntervalS = v;
+        else exe = '3';
+        break;
+      }
+      case CN.getMinInterval:
+        send(CN.getMinInterval, [[['MinInterval', String(this.minIntervalMin)]]]);
+        break;
+      case CN.setMinInterval: {
+        const v = Number(cpValue(p, 'MinInterval'));
+        if (Number.isInteger(v) && v >= 1 && v <= 60) this.minIntervalMin = v;
+        else exe = '3';
+        break;
+      }
+      case CN.rtd:
+        this.rtdOn = true;
+        this.nextRtd = 0;
+        break;
+      case CN.stopRtd:
+        this.rtdOn = false;
+        break;
+      default: {
+        // back-fill: every stored period with a start in [BeginTime, EndTime]
+        const period = PERIOD_OF_CN[cn]!;
+        try {
+          const from = parseHjTime(cpValue(p, 'BeginTime') ?? '', this.o.timeZone);
+          const to = parseHjTime(cpValue(p, 'EndTime') ?? '', this.o.timeZone);
+          const starts = [...new Set(this.o.store.aggregates(period, new Date(from).toISOString(), new Date(to).toISOString()).map((r) => r.start))];
+          for (const s of starts) {
+            const groups = this.periodGroups(period, s);
+            if (groups) send(cn, groups);
+          }
+        } catch {
+          exe = '3';
+        }
+      }
+    }
+    this.answer(qn, CN.exeRtn, [[['ExeRtn', exe]]]);
+  }
+}

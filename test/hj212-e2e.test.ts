@@ -1,0 +1,116 @@
+/**
+ * HJ 212 end to end: simulator → gateway → the platform stand-in over TCP, on a scaled clock
+ * (a scenario hour in 12 s): real-time and minute uploads with codes and flags, an outage of two
+ * hours filled after reconnecting, and a back-fill request answered with exactly the stored hours.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Hj212Platform, type Received } from '../gateway/hj212/platform.js';
+import { cpValue, hjTime } from '../gateway/hj212/codec.js';
+import { startInProcess, type InProcessRig } from './helpers/gateway-rig.js';
+import { freePort, waitFor } from './helpers/system.js';
+
+const TZ = 'Asia/Shanghai';
+const cst = (iso: string) => Date.parse(`${iso}+08:00`);
+let rig: InProcessRig | undefined;
+const platforms: Hj212Platform[] = [];
+afterEach(async () => {
+  await rig?.stop();
+  rig = undefined;
+  for (const p of platforms) await p.stop();
+  platforms.length = 0;
+});
+
+async function platformOn(port: number): Promise<Hj212Platform> {
+  const p = new Hj212Platform({ port, timeZone: TZ });
+  await p.start();
+  platforms.push(p);
+  return p;
+}
+
+const hj = (port: number, extra: Record<string, unknown> = {}) => ({
+  hj212: { enabled: true, host: '127.0.0.1', port, st: 39, pw: '123456', mn: 'ZZ0412DUST0001', rtdIntervalS: 60, minIntervalMin: 1, ackRequired: true, ...extra },
+});
+
+describe('HJ 212 uplink', () => {
+  it('2011 and 2051 arrive on schedule with the right codes, values and flags, each acknowledged', async () => {
+    const port = await freePort();
+    const platform = await platformOn(port);
+    rig = await startInProcess('dust-event', { factor: 60, startMs: cst('2026-06-01T10:00:30'), extra: hj(port) });
+    const r = rig;
+    r.sim.setValues('head', { pm10: 88, pm25: 41, temperature: 21.5, humidity: 45, pressure: 100.8, windSpeed: 2.4, windDirection: 135, noise: 62.3 });
+    await waitFor(() => platform.received.filter((x) => x.cn === '2051').length >= 3, 30_000, 100);
+    const rtd = platform.received.filter((x) => x.cn === '2011');
+    expect(rtd.length).toBeGreaterThanOrEqual(2);
+    const last = rtd.at(-1)!;
+    expect(last.mn).toBe('ZZ0412DUST0001');
+    expect(cpValue(last.packet, 'a34002-Rtd')).toBe('88');
+    expect(cpValue(last.packet, 'a34004-Rtd')).toBe('41');
+    expect(cpValue(last.packet, 'a01001-Rtd')).toBe('21.5');
+    expect(cpValue(last.packet, 'LA-Rtd')).toBe('62.3');
+    expect(cpValue(last.packet, 'a34002-Flag')).toBe('N');
+    // real-time every rtdIntervalS (60 s of scenario time)
+    const gaps = rtd.slice(1).map((x, i) => (Number(x.dataTime!.slice(10, 12)) * 60 + Number(x.dataTime!.slice(12)) - (Number(rtd[i]!.dataTime!.slice(10, 12)) * 60 + Number(rtd[i]!.dataTime!.slice(12)) ) + 3600) % 3600);
+    for (const g of gaps) expect(g).toBeGreaterThanOrEqual(59);
+    const minutes = platform.received.filter((x) => x.cn === '2051');
+    const m = minutes.find((x) => cpValue(x.packet, 'a34002-Avg') === '88')!;
+    expect(m).toBeDefined();
+    expect(m.flag).toBe(5);
+    expect(cpValue(m.packet, 'a34002-Min')).toBe('88');
+    expect(cpValue(m.packet, 'a34002-Max')).toBe('88');
+    expect(cpValue(m.packet, 'a34002-Flag')).toBe('N');
+    expect(cpValue(m.packet, 'a01008-Avg')).toBe('135');
+    // minute DataTimes are whole, consecutive minutes
+    const times = minutes.map((x) => x.dataTime!);
+    for (const t of times) expect(t.slice(12)).toBe('00');
+    expect(new Set(times).size).toBe(times.length);
+    expect(r.gw.hj212!.counters.acked).toBeGreaterThanOrEqual(3);
+    expect(r.gw.hj212!.pending()).toHaveLength(0);
+  });
+
+  it('a two-hour platform outage is filled after reconnecting: every 2051 and 2061, acknowledged, none twice after its ack; a 2061 back-fill returns exactly the stored hours', async () => {
+    const port = await freePort();
+    let platform = await platformOn(port);
+    rig = await startInProcess('dust-event', { factor: 600, startMs: cst('2026-06-01T09:50:00'), extra: hj(port) });
+    const r = rig;
+    await waitFor(() => platform.received.some((x) => x.cn === '2051'), 20_000, 50);
+    const before = [...platform.received];
+    await platform.stop();
+    platforms.length = 0;
+    const outFrom = r.now();
+    await waitFor(() => r.now() - outFrom >= 2 * 3600_000, 30_000, 100); // two hours of scenario time
+    expect(r.gw.hj212!.isConnected).toBe(false);
+    const backlog = r.gw.hj212!.pending();
+    expect(backlog.filter((p) => p.cn === '2061').length).toBeGreaterThanOrEqual(2);
+    expect(backlog.filter((p) => p.cn === '2051').length).toBeGreaterThanOrEqual(100);
+    platform = await platformOn(port);
+    await waitFor(() => r.gw.hj212!.pending().length === 0 && r.gw.hj212!.isConnected, 40_000, 100);
+    const after: Received[] = platform.received;
+    const local = (iso: string) => hjTime(Date.parse(iso), TZ);
+    for (const p of backlog) {
+      const got = after.filter((x) => x.cn === p.cn && x.dataTime === local(p.start));
+      expect(got.length, `${p.cn} ${local(p.start)}`).toBeGreaterThanOrEqual(1);
+    }
+    // nothing acknowledged before the outage was sent again
+    const ackedBefore = new Set(before.filter((x) => x.cn === '2051').map((x) => x.dataTime));
+    expect(after.filter((x) => x.cn === '2051' && ackedBefore.has(x.dataTime))).toEqual([]);
+    // and with the platform acking at once, each period went exactly once
+    const keys = after.filter((x) => x.cn === '2051' || x.cn === '2061').map((x) => `${x.cn}/${x.dataTime}`);
+    expect(new Set(keys).size).toBe(keys.length);
+
+    // back-fill: ask for the hours of a window; exactly the stored ones come back, between 9011 and 9012
+    const stored = r.gw.store.aggregates('hour', new Date(outFrom - 3600_000).toISOString(), new Date(r.now()).toISOString(), 'head');
+    const hours = [...new Set(stored.map((x) => x.start))];
+    expect(hours.length).toBeGreaterThanOrEqual(2);
+    const n = platform.received.length;
+    const begin = local(hours[0]!);
+    const end = local(hours[hours.length - 1]!);
+    const qn = platform.request({ cn: '2061', mn: 'ZZ0412DUST0001', cp: [[['BeginTime', begin]], [['EndTime', end]]] });
+    await waitFor(() => platform.received.slice(n).some((x) => x.cn === '9012' && x.qn === qn), 10_000, 50);
+    const answer = platform.received.slice(n).filter((x) => x.qn === qn);
+    expect(answer[0]).toMatchObject({ cn: '9011' });
+    expect(cpValue(answer[0]!.packet, 'QnRtn')).toBe('1');
+    expect(answer.at(-1)).toMatchObject({ cn: '9012' });
+    expect(cpValue(answer.at(-1)!.packet, 'ExeRtn')).toBe('1');
+    expect(answer.filter((x) => x.cn === '2061').map((x) => x.dataTime)).toEqual(hours.map(local));
+  });
+});
