@@ -102,3 +102,31 @@ describe('aggregates in the gateway', () => {
     }
   });
 });
+
+describe('annual report', () => {
+  it('the running mean of valid daily means since 1 January against the city target of tables 1–3', async () => {
+    const path = await import('node:path');
+    const { resolveConfig } = await import('../gateway/config/load.js');
+    const { Gateway } = await import('../gateway/gateway.js');
+    const { tempDir } = await import('./helpers/gateway-rig.js');
+    const { pino } = await import('pino');
+    const loaded = resolveConfig({ gateway: { id: 'annual-test', site: { city: 'xinyang' } }, storage: { path: path.join(tempDir('annual'), 'b.db') }, mqtt: { enabled: false } });
+    const gw = new Gateway({ loaded, logger: pino({ level: 'silent' }) });
+    try {
+      const day = (iso: string, metric: string, mean: number, count = 24, flag = 'N') => ({ period: 'day', start: new Date(cst(`${iso}T00:00:00`)).toISOString(), device: 'head', metric, mean, min: mean, max: mean, count, flag });
+      gw.store.saveAggregates([
+        day('2025-12-31', 'pm10', 500), // last year: not counted
+        day('2026-01-01', 'pm10', 80),
+        day('2026-01-02', 'pm10', 100),
+        day('2026-01-03', 'pm10', 300, 12, 'B'), // invalid day: not counted
+        day('2026-01-02', 'pm25', 50),
+      ]);
+      const rep = gw.annualReport('head', cst('2026-01-03T00:00:00')) as Record<string, unknown>;
+      // 信阳市 (table 2): PM10 84, PM2.5 58
+      expect(rep).toMatchObject({ city: 'xinyang', pm10: { mean: 90, days: 2, target: 84, ratio: 1.071 }, pm25: { mean: 50, days: 1, target: 58, ratio: 0.862 } });
+      expect(rep.since).toBe('2025-12-31T16:00:00.000Z');
+    } finally {
+      await gw.stop();
+    }
+  });
+});

@@ -114,3 +114,80 @@ describe('HJ 212 uplink', () => {
     expect(answer.filter((x) => x.cn === '2061').map((x) => x.dataTime)).toEqual(hours.map(local));
   });
 });
+
+describe('HJ 212 platform requests and acks', () => {
+  it('time, intervals and real-time on/off are answered with 9011 and 9012; an unknown request is refused', async () => {
+    const port = await freePort();
+    const platform = await platformOn(port);
+    rig = await startInProcess('dust-event', { factor: 1, startMs: cst('2026-06-01T10:00:00'), extra: hj(port, { rtdIntervalS: 30 }) });
+    await waitFor(() => platform.connections > 0 && platform.received.length > 0, 10_000);
+    const ask = async (cn: string, cp: [string, string][][] = []) => {
+      const n = platform.received.length;
+      const qn = platform.request({ cn, mn: 'ZZ0412DUST0001', cp });
+      await waitFor(() => platform.received.slice(n).some((x) => x.qn === qn && (x.cn === '9012' || (x.cn === '9011' && cpValue(x.packet, 'QnRtn') !== '1'))), 5000);
+      return platform.received.slice(n).filter((x) => x.qn === qn);
+    };
+    const time = await ask('1011');
+    expect(time.map((x) => x.cn)).toEqual(['9011', '1011', '9012']);
+    expect(cpValue(time[1]!.packet, 'SystemTime')).toMatch(/^2026060110\d{4}$/);
+    expect(cpValue((await ask('1012', [[['SystemTime', '20260601100000']]])).at(-1)!.packet, 'ExeRtn')).toBe('100');
+    expect(cpValue((await ask('1062', [[['RtdInterval', '45']]])).at(-1)!.packet, 'ExeRtn')).toBe('1');
+    expect(cpValue((await ask('1061'))[1]!.packet, 'RtdInterval')).toBe('45');
+    expect(cpValue((await ask('1062', [[['RtdInterval', 'soon']]])).at(-1)!.packet, 'ExeRtn')).toBe('3');
+    expect(cpValue((await ask('1064', [[['MinInterval', '5']]])).at(-1)!.packet, 'ExeRtn')).toBe('1');
+    expect(cpValue((await ask('1063'))[1]!.packet, 'MinInterval')).toBe('5');
+    await ask('2012');
+    const n = platform.received.length;
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(platform.received.slice(n).filter((x) => x.cn === '2011')).toEqual([]);
+    const unknown = await ask('3020');
+    expect(cpValue(unknown[0]!.packet, 'QnRtn')).toBe('2');
+  });
+
+  it('without 9014 an upload is tried three times, then the connection is rebuilt and the period sent again', async () => {
+    const port = await freePort();
+    const platform = await platformOn(port);
+    platform.ack = false;
+    rig = await startInProcess('dust-event', { factor: 60, startMs: cst('2026-06-01T10:00:30'), extra: hj(port) });
+    const r = rig;
+    // a fast ack time-out for the test: 300 ms of real time
+    r.gw.hj212!.ackTimeoutMs = 300;
+    await waitFor(() => r.gw.hj212!.counters.connects >= 2, 20_000, 50);
+    const first = platform.received.find((x) => x.cn === '2051')!;
+    expect(platform.received.filter((x) => x.cn === '2051' && x.dataTime === first.dataTime).length).toBeGreaterThanOrEqual(3);
+    expect(r.gw.hj212!.counters.retries).toBeGreaterThanOrEqual(2);
+    platform.ack = true;
+    await waitFor(() => r.gw.hj212!.pending().length === 0, 20_000, 50);
+  });
+
+  it('dustgate hj212-platform logs packets as JSON lines and acks uploads that ask for it', async () => {
+    const { spawn } = await import('node:child_process');
+    const net = await import('node:net');
+    const path = await import('node:path');
+    const { ROOT } = await import('./helpers/gateway-rig.js');
+    const { readFileSync } = await import('node:fs');
+    const vectors = JSON.parse(readFileSync(path.resolve(__dirname, '../../shared/vectors/vectors.json'), 'utf8')) as { hj212: { packets: { text: string }[] } };
+    const port = await freePort();
+    const p = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), 'hj212-platform', '--port', String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await waitFor(() => out.includes('"listening"'), 15_000);
+      const sock = net.connect(port, '127.0.0.1');
+      let back = '';
+      sock.on('data', (d) => (back += d.toString()));
+      await new Promise((r) => sock.once('connect', r));
+      const upload = vectors.hj212.packets.find((x) => x.text.includes('a34004-Flag'))!.text;
+      sock.write(upload);
+      sock.write(upload.replace('C741', 'C742'));
+      await waitFor(() => back.includes('CN=9014') && out.includes('bad-packet'), 5000);
+      expect(back).toMatch(/^##\d{4}QN=20240501120000000;ST=91;CN=9014;/);
+      const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.find((l) => l.event === 'packet')).toMatchObject({ cn: '2011', mn: '010000A8900016F000169DC0', dataTime: '20240501120000' });
+      expect(lines.find((l) => l.event === 'bad-packet')).toMatchObject({ code: 'bad_crc' });
+      sock.destroy();
+    } finally {
+      p.kill('SIGTERM');
+    }
+  });
+});

@@ -59,6 +59,8 @@ export class Hj212Uplink extends EventEmitter {
   private rtdOn = true;
   rtdIntervalS: number;
   minIntervalMin: number;
+  /** How long to wait for 9014 (real time). */
+  ackTimeoutMs: number;
   private qnSeq = 0;
   readonly counters = { connects: 0, sent: 0, acked: 0, retries: 0, rtd: 0, badPackets: 0, requests: 0 };
 
@@ -67,6 +69,7 @@ export class Hj212Uplink extends EventEmitter {
     this.backoff = o.reconnectMinMs ?? 1000;
     this.rtdIntervalS = o.cfg.rtdIntervalS;
     this.minIntervalMin = o.cfg.minIntervalMin;
+    this.ackTimeoutMs = o.ackTimeoutMs ?? 10_000;
     o.store.db.exec('CREATE TABLE IF NOT EXISTS hj212_uploads (cn TEXT NOT NULL, start TEXT NOT NULL, acked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (cn, start))');
   }
 
@@ -243,7 +246,7 @@ export class Hj212Uplink extends EventEmitter {
       for (const t of packets) this.write(t);
       this.counters.sent++;
       if (!ack) return true;
-      const timer = new Promise<boolean>((r) => setTimeout(() => r(false), this.o.ackTimeoutMs ?? 10_000));
+      const timer = new Promise<boolean>((r) => setTimeout(() => r(false), this.ackTimeoutMs));
       const got = await Promise.race([acked, timer]);
       this.waiting = undefined;
       if (got) return true;
