@@ -115,6 +115,21 @@ describe('HJ 212 uplink', () => {
   });
 });
 
+describe('HJ 212 daily data', () => {
+  it('at local midnight the day goes out as 2031 (flagged: the gateway saw only its last minutes)', async () => {
+    const port = await freePort();
+    const platform = await platformOn(port);
+    rig = await startInProcess('dust-event', { factor: 60, startMs: cst('2026-06-01T23:58:00'), extra: hj(port) });
+    await waitFor(() => platform.received.some((x) => x.cn === '2031'), 20_000, 50);
+    const day = platform.received.find((x) => x.cn === '2031')!;
+    expect(day.dataTime).toBe('20260601000000');
+    expect(cpValue(day.packet, 'a34002-Flag')).toBe('B');
+    expect(cpValue(day.packet, 'a34002-Avg')).toBeUndefined(); // no valid hour, no mean
+    const hour = platform.received.find((x) => x.cn === '2061')!;
+    expect(hour.dataTime).toBe('20260601230000');
+  });
+});
+
 describe('HJ 212 platform requests and acks', () => {
   it('time, intervals and real-time on/off are answered with 9011 and 9012; an unknown request is refused', async () => {
     const port = await freePort();
