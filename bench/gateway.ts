@@ -184,9 +184,10 @@ export async function gatewayLoad(): Promise<Result[]> {
       mqtt: { url: mq.url },
     }),
   );
+  // the built binary, run as installed (its shebang carries the Node flags it ships with)
   const dist = path.join(HERE, '../dist/cli.js');
-  const args = existsSync(dist) ? [dist] : ['--import', 'tsx', path.join(HERE, '../gateway/cli/main.ts')];
-  const gw = spawn(process.execPath, [...args, 'run', '--config', cfgFile], { stdio: 'ignore', env: { ...process.env, DUSTGATE_LOG_LEVEL: 'warn' } });
+  const [cmd, args] = existsSync(dist) ? [dist, []] : [process.execPath, ['--import', 'tsx', path.join(HERE, '../gateway/cli/main.ts')]];
+  const gw = spawn(cmd, [...args, 'run', '--config', cfgFile], { stdio: 'ignore', env: { ...process.env, DUSTGATE_LOG_LEVEL: 'warn' } });
   try {
     await new Promise((r) => setTimeout(r, 5000)); // start-up and the first polls are not the steady state
     const pid = gw.pid!;

@@ -40,9 +40,25 @@ interface Bucket {
 
 const newBucket = (start: number, end: number): Bucket => ({ start, end, sum: 0, n: 0, min: Infinity, max: -Infinity, flags: {} });
 
-/** UTC offset of a zone at a time, in ms (Asia/Shanghai: +8 h). */
+const offsetFormats = new Map<string, Intl.DateTimeFormat>();
+const offsetCache = new Map<string, { hour: number; offset: number }>();
+
+/** UTC offset of a zone at a time, in ms (Asia/Shanghai: +8 h). Cached per UTC hour: every reading asks. */
 export function zoneOffsetMs(ms: number, timeZone: string): number {
-  const f = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' });
+  const hour = Math.floor(ms / 3600_000);
+  const hit = offsetCache.get(timeZone);
+  if (hit && hit.hour === hour) return hit.offset;
+  const offset = computeOffset(ms, timeZone);
+  offsetCache.set(timeZone, { hour, offset });
+  return offset;
+}
+
+function computeOffset(ms: number, timeZone: string): number {
+  let f = offsetFormats.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' });
+    offsetFormats.set(timeZone, f);
+  }
   const name = f.formatToParts(ms).find((p) => p.type === 'timeZoneName')?.value ?? 'GMT';
   const m = /GMT([+-])(\d{2}):?(\d{2})?/.exec(name);
   if (!m) return 0;
@@ -67,6 +83,8 @@ function worstFlag(flags: Partial<Record<Flag, number>>): Flag {
 export class Aggregator {
   /** key device/metric/period → open bucket */
   private open = new Map<string, Bucket>();
+  /** Earliest end of an open bucket: ticks before it (plus grace) have nothing to close. */
+  private nextDue = Infinity;
 
   constructor(
     private readonly timeZone: string,
@@ -92,6 +110,7 @@ export class Aggregator {
       if (!b) {
         b = newBucket(start, end);
         this.open.set(key, b);
+        if (end < this.nextDue) this.nextDue = end;
       }
       b.flags[flag] = (b.flags[flag] ?? 0) + 1;
       const v = r.values[metric];
@@ -107,6 +126,7 @@ export class Aggregator {
 
   /** Close every period that ended before `now - grace`. */
   tick(now: number): Aggregate[] {
+    if (now < this.nextDue + this.graceMs) return [];
     const out: Aggregate[] = [];
     for (const period of ['minute', 'hour', 'day'] as const) {
       for (const [key, b] of [...this.open]) {
@@ -114,6 +134,8 @@ export class Aggregator {
         if (p === period && b.end + this.graceMs <= now) out.push(...this.close(device, metric, period, b));
       }
     }
+    this.nextDue = Infinity;
+    for (const b of this.open.values()) if (b.end < this.nextDue) this.nextDue = b.end;
     return out;
   }
 
@@ -147,6 +169,7 @@ export class Aggregator {
     if (!ub) {
       ub = newBucket(bounds.start, bounds.end);
       this.open.set(key, ub);
+      if (ub.end < this.nextDue) this.nextDue = ub.end;
     }
     ub.flags[agg.flag] = (ub.flags[agg.flag] ?? 0) + 1;
     if (valid && agg.mean !== null) {
