@@ -17,6 +17,7 @@ import { RulesEngine, type OutputCommand, type RuleEvent } from './rules/engine.
 import { Aggregator, periodBounds, type Aggregate } from './aggregates.js';
 import { aqi, type AqiStandard } from './aqi.js';
 import { Hj212Uplink } from './hj212/uplink.js';
+import { HttpServer } from './http.js';
 import { RemoteHandler } from './remote.js';
 import { Runtime } from './runtime.js';
 import { Store, type Eviction } from './store.js';
@@ -36,6 +37,8 @@ export interface GatewayOptions {
   tickMs?: number;
   /** Bus reopen backoff (tests shorten it). */
   reopenMaxMs?: number;
+  /** false: no status page (tests that run many gateways) */
+  http?: boolean;
 }
 
 export interface GatewayEvent extends RuleEvent {
@@ -75,6 +78,10 @@ export class Gateway extends EventEmitter {
   hj212: Hj212Uplink | undefined;
   /** latest usable value of each source metric, for HJ 212 real-time data */
   private latestBySource: Record<string, { v: number; flag: Flag }> = {};
+  /** the last hour of each source metric, for the page's chart */
+  private history: Record<string, [number, number][]> = {};
+  http: HttpServer | undefined;
+  private statsCache: { at: number; value: ReturnType<Store['stats']> & { oldestAgeS: number | null } } | undefined;
   private lastAggTick = 0;
   private tick: NodeJS.Timeout | undefined;
   private started = false;
@@ -218,6 +225,17 @@ export class Gateway extends EventEmitter {
     await this.rt.open(false);
     this.uplink?.start();
     this.hj212?.start();
+    // the page is for people: if its port is taken the gateway still runs, and says so
+    if (this.opts.http !== false) {
+      const server = new HttpServer(this);
+      try {
+        await server.start();
+        this.http = server;
+        this.logger.info({ url: `http://${this.config.http.bind}:${server.port}/` }, 'status page');
+      } catch (e) {
+        this.logger.error({ err: (e as Error).message }, `status page not started: ${(e as Error).message}`);
+      }
+    }
     this.publishConfig();
     // outputs start off, confirmed by the devices
     const states = await this.rt.outputs.allOff();
@@ -246,6 +264,7 @@ export class Gateway extends EventEmitter {
     }
     await this.uplink?.stop();
     await this.hj212?.stop();
+    await this.http?.stop();
     await this.rt.close();
     this.store.close();
     this.logger.info({ gateway: this.id }, 'stopped');
@@ -367,8 +386,12 @@ export class Gateway extends EventEmitter {
       if (dev !== r.device) continue;
       const v = r.values[metric];
       const flag = r.flags[metric];
-      if (v !== undefined && flag) this.latestBySource[metric] = { v, flag };
-      else if (flag) delete this.latestBySource[metric];
+      if (v !== undefined && flag) {
+        this.latestBySource[metric] = { v, flag };
+        const h = (this.history[metric] ??= []);
+        h.push([r.ts, v]);
+        while (h.length && h[0]![0] < r.ts - 3600_000) h.shift();
+      } else if (flag) delete this.latestBySource[metric];
     }
     const closed = this.aggregator.add(r);
     if (closed.length) this.onAggregates(closed);
@@ -495,6 +518,38 @@ export class Gateway extends EventEmitter {
     const devices: Record<string, string> = {};
     for (const [id, d] of this.rt.devices) devices[id] = d.status;
     return { ts: new Date(this.now()).toISOString(), ...this.engine.snapshot(this.now()), outputs: { ...this.rt.outputs.actual }, devices };
+  }
+
+  /** Buffer figures, at most once a second (the page and /metrics ask often). */
+  bufferStats() {
+    const now = Date.now();
+    if (!this.statsCache || now - this.statsCache.at > 1000) {
+      const st = this.store.stats();
+      this.statsCache = { at: now, value: { ...st, oldestAgeS: st.oldestTs ? Math.max(0, Math.round((this.now() - Date.parse(st.oldestTs)) / 1000)) : null } };
+    }
+    return this.statsCache.value;
+  }
+
+  /** GET /api/state: rule state, values, device health, buffer and links (and the last hour). */
+  apiState(withHistory = false) {
+    const devices: Record<string, unknown> = {};
+    for (const [id, d] of this.rt.devices) devices[id] = { status: d.status, driver: d.definition.name, counters: d.counters };
+    const b = this.bufferStats();
+    return {
+      gateway: this.id,
+      version: VERSION,
+      configVersion: this.version,
+      now: new Date(this.now()).toISOString(),
+      state: this.state(),
+      latest: this.latestBySource,
+      devices,
+      buffer: { telemetry: b.telemetry, events: b.events, oldestTs: b.oldestTs, oldestAgeS: b.oldestAgeS, bytes: b.bytes, capBytes: b.capBytes, evicted: b.evicted },
+      links: {
+        mqtt: this.uplink ? (this.uplink.connected ? 'connected' : 'down') : null,
+        hj212: this.hj212 ? (this.hj212.isConnected ? 'connected' : 'down') : null,
+      },
+      ...(withHistory ? { history: this.history } : {}),
+    };
   }
 
   private lastStateKey = '';

@@ -21,6 +21,7 @@ export function projectRoot(): string {
 }
 
 interface DemoOpts {
+  httpPort: string;
   mqttPort: string;
   control: string;
   data: string;
@@ -31,6 +32,7 @@ export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
     .description('run the demo: simulator + embedded MQTT broker + gateway on seeds/sites/demo.yaml')
+    .option('--http-port <n>', 'port of the status page on 127.0.0.1', '8080')
     .option('--mqtt-port <n>', 'port of the embedded broker on 127.0.0.1', '1883')
     .option('--control <host:port>', 'simulator control API', '127.0.0.1:8081')
     .option('--data <dir>', 'folder for the buffer and the log', './data')
@@ -49,6 +51,7 @@ export function registerDemoCommand(program: Command): void {
         ]);
         const root = projectRoot();
         const mqttPort = parseIntIn(o.mqttPort, '--mqtt-port', 0, 65535);
+        const httpPort = parseIntIn(o.httpPort, '--http-port', 0, 65535);
         const broker = await startEmbeddedBroker('127.0.0.1', mqttPort);
         const { sim, where } = await startSimulator({ scenario: path.join(root, 'seeds/scenarios/demo.yaml'), tcp: '127.0.0.1:0', control: o.control, wireTime: true });
         const [simHost, simPort] = where.tcp!.split(':');
@@ -61,6 +64,7 @@ export function registerDemoCommand(program: Command): void {
             buses: base.buses.map((b) => ({ ...b, host: simHost, port: Number(simPort) })),
             storage: { ...base.storage, path: path.join(o.data, 'demo-buffer.db') },
             mqtt: { ...base.mqtt, url: `mqtt://127.0.0.1:${broker.port}` },
+            http: { ...base.http, bind: '127.0.0.1', port: httpPort },
           },
           site,
         );
@@ -77,6 +81,7 @@ export function registerDemoCommand(program: Command): void {
         process.stdout.write(
           [
             'dustgate demo is running: simulator → gateway → embedded MQTT broker.',
+            `  status page:  ${gw.http ? `http://127.0.0.1:${gw.http.port}/  (also /api/state, /metrics)` : `not started (port ${httpPort} in use? try --http-port)`}`,
             `  broker:       mqtt://127.0.0.1:${broker.port}`,
             `  topics:       ${P}/telemetry  ${P}/events  ${P}/state (retained)  ${P}/status (retained)  ${P}/config (retained)`,
             `  watch:        mosquitto_sub -h 127.0.0.1 -p ${broker.port} -t '${P}/#' -v`,

@@ -121,6 +121,7 @@ export function siteConfig(o: { bus: Record<string, unknown>; mqttUrl: string; d
     },
     rules: o.rules ?? {},
     storage: { path: path.join(o.dir, 'buffer.db'), maxMB: 64 },
+    http: { port: 0 },
     mqtt: { url: o.mqttUrl, topicPrefix: 'dustgate', group: 'zhengzhou', maxBatch: 500 },
     ...o.extra,
   };

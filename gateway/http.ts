@@ -1,0 +1,247 @@
+/**
+ * The local page for installers and the operators' metrics (SPEC §11): `GET /` (status page),
+ * `GET /api/state` (JSON), `GET /metrics` (Prometheus text, prom-client). Loopback by default; when
+ * bound elsewhere a token is required (`Authorization: Bearer …` or `?token=`), and when a token is
+ * set it is always required.
+ */
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { timingSafeEqual } from 'node:crypto';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Gateway } from './gateway.js';
+import { statusPage } from './http-page.js';
+import { VERSION } from './version.js';
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Device counters as Prometheus counters, read at scrape time. */
+function deviceMetrics(gw: Gateway, registry: Registry): void {
+  const counter = (name: string, help: string, pick: (c: Gateway['devices'] extends Map<string, infer D> ? D : never) => number) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['device'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [id, d] of gw.devices) this.inc({ device: id }, pick(d as never));
+      },
+    });
+  counter('dustgate_device_requests_total', 'Requests sent to the device', (d) => d.counters.requests);
+  counter('dustgate_device_ok_total', 'Requests the device answered correctly', (d) => d.counters.ok);
+  counter('dustgate_device_timeouts_total', 'Requests without an answer in time', (d) => d.counters.timeouts);
+  counter('dustgate_device_crc_errors_total', 'Answers with a wrong CRC or checksum', (d) => d.counters.crcErrors);
+  counter('dustgate_device_exceptions_total', 'Modbus exception answers', (d) => d.counters.exceptions);
+  counter('dustgate_device_garbage_total', 'Bytes on the line that were no answer', (d) => d.counters.garbage + d.counters.shortFrames);
+  new Gauge({
+    name: 'dustgate_device_up',
+    help: '1 while the device answers, 0 when offline',
+    labelNames: ['device'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [id, d] of gw.devices) this.set({ device: id }, d.status === 'online' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'dustgate_device_rtt_seconds',
+    help: 'Round-trip time of the last good request',
+    labelNames: ['device'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [id, d] of gw.devices) if (d.counters.lastRttMs !== null) this.set({ device: id }, d.counters.lastRttMs / 1000);
+    },
+  });
+}
+
+export function createRegistry(gw: Gateway): Registry {
+  const registry = new Registry();
+  deviceMetrics(gw, registry);
+  new Gauge({
+    name: 'dustgate_buffer_records',
+    help: 'Records waiting in the buffer for the broker',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const s = gw.bufferStats();
+      this.set({ kind: 'telemetry' }, s.telemetry);
+      this.set({ kind: 'event' }, s.events);
+    },
+  });
+  new Gauge({
+    name: 'dustgate_buffer_oldest_age_seconds',
+    help: 'Age of the oldest record in the buffer (0 when empty)',
+    registers: [registry],
+    collect() {
+      this.set(gw.bufferStats().oldestAgeS ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'dustgate_buffer_bytes',
+    help: 'Bytes held in the buffer, against storage.maxMB',
+    registers: [registry],
+    collect() {
+      this.set(gw.bufferStats().bytes);
+    },
+  });
+  new Counter({
+    name: 'dustgate_buffer_evicted_total',
+    help: 'Records evicted because the buffer was full',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ kind: 'telemetry' }, gw.store.evicted.telemetry);
+      this.inc({ kind: 'event' }, gw.store.evicted.events);
+    },
+  });
+  new Counter({
+    name: 'dustgate_readings_total',
+    help: 'Readings stored since start',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(gw.counters.readings);
+    },
+  });
+  new Counter({
+    name: 'dustgate_events_total',
+    help: 'Events stored since start',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(gw.counters.events);
+    },
+  });
+  new Gauge({
+    name: 'dustgate_link_up',
+    help: '1 while the uplink is connected',
+    labelNames: ['link'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      if (gw.uplink) this.set({ link: 'mqtt' }, gw.uplink.connected ? 1 : 0);
+      if (gw.hj212) this.set({ link: 'hj212' }, gw.hj212.isConnected ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'dustgate_output_on',
+    help: '1 when the output is on as read back from the device',
+    labelNames: ['output'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [name, state] of Object.entries(gw.outputs.actual)) if (state !== 'unknown') this.set({ output: name }, state === 'on' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'dustgate_info',
+    help: 'Gateway version and config version',
+    labelNames: ['gateway', 'version'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.set({ gateway: gw.id, version: VERSION }, gw.version);
+    },
+  });
+  return registry;
+}
+
+export class HttpServer {
+  private server: http.Server | undefined;
+  private readonly registry: Registry;
+  port = 0;
+  private uplot: { js: Buffer; css: Buffer } | undefined;
+
+  constructor(private readonly gw: Gateway) {
+    this.registry = createRegistry(gw);
+  }
+
+  private get cfg() {
+    return this.gw.config.http;
+  }
+
+  private authorised(req: http.IncomingMessage, url: URL): boolean {
+    const token = this.cfg.token;
+    if (!token) return LOOPBACK.has(this.cfg.bind);
+    const given = url.searchParams.get('token') ?? /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    return safeEqual(given, token);
+  }
+
+  private asset(name: 'js' | 'css'): Buffer {
+    if (!this.uplot) {
+      const require = createRequire(import.meta.url);
+      this.uplot = { js: readFileSync(require.resolve('uplot/dist/uPlot.iife.min.js')), css: readFileSync(require.resolve('uplot/dist/uPlot.min.css')) };
+    }
+    return this.uplot[name];
+  }
+
+  async start(): Promise<void> {
+    this.server = http.createServer((req, res) => {
+      void this.route(req, res).catch((e: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`error: ${String(e)}\n`);
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', (e: NodeJS.ErrnoException) =>
+        reject(e.code === 'EADDRINUSE' ? new Error(`http: ${this.cfg.bind}:${this.cfg.port} is already in use: set http.port to a free port`) : e),
+      );
+      this.server!.listen(this.cfg.port, this.cfg.bind, () => resolve());
+    });
+    const a = this.server.address();
+    this.port = typeof a === 'object' && a ? a.port : this.cfg.port;
+  }
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://local');
+    if (req.method !== 'GET') {
+      res.writeHead(405, { allow: 'GET' });
+      res.end();
+      return;
+    }
+    if (!this.authorised(req, url)) {
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' });
+      res.end('a token is required: open the page as /?token=… (http.token of the site config)\n');
+      return;
+    }
+    switch (url.pathname) {
+      case '/':
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(statusPage(this.gw.id));
+        return;
+      case '/uplot.js':
+        res.writeHead(200, { 'content-type': 'text/javascript', 'cache-control': 'max-age=86400' });
+        res.end(this.asset('js'));
+        return;
+      case '/uplot.css':
+        res.writeHead(200, { 'content-type': 'text/css', 'cache-control': 'max-age=86400' });
+        res.end(this.asset('css'));
+        return;
+      case '/api/state':
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end(JSON.stringify(this.gw.apiState(url.searchParams.has('history'))));
+        return;
+      case '/metrics':
+        res.writeHead(200, { 'content-type': this.registry.contentType });
+        res.end(await this.registry.metrics());
+        return;
+      default:
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('not found: try /, /api/state or /metrics\n');
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}
