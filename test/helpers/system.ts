@@ -2,7 +2,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import net from 'node:net';
 
-export const INSTALL_HINT = 'run `bash scripts/install-system-deps.sh` (Debian packages socat, mosquitto, mosquitto-clients, openssl, mbpoll, python3-pymodbus)';
+export const INSTALL_HINT = 'run `bash scripts/install-system-deps.sh` (Debian packages socat, mosquitto, mosquitto-clients, openssl, mbpoll, python3-pymodbus, chromium)';
 
 export function requireTool(cmd: string, args: string[] = ['--version']): void {
   const r = spawnSync(cmd, args, { stdio: 'ignore' });

@@ -1,0 +1,55 @@
+/**
+ * The status page in a real browser (headless Debian Chromium through playwright-core) on a
+ * running `dustgate demo`: values update; frost set through the simulator's control API shows as
+ * sprinkling blocked with its reason. A screenshot goes to test-output/.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { ROOT, tempDir } from './helpers/gateway-rig.js';
+import { freePort, requireTool, waitFor } from './helpers/system.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+describe('status page in Chromium', () => {
+  it('shows live values, then sprinkling blocked when the simulator turns cold; phone-sized screenshot written', async () => {
+    requireTool(CHROMIUM, ['--version']);
+    const [httpPort, mqttPort, controlPort] = [await freePort(), await freePort(), await freePort()];
+    const demo = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), 'demo', '--http-port', String(httpPort), '--mqtt-port', String(mqttPort), '--control', `127.0.0.1:${controlPort}`, '--data', tempDir('page')], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    demo.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    demo.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    try {
+      await waitFor(() => out.includes(`http://127.0.0.1:${httpPort}/`), 30_000, 100);
+      const page = await browser.newPage({ viewport: { width: 390, height: 844 } }); // a phone
+      await page.goto(`http://127.0.0.1:${httpPort}/`);
+      await page.waitForFunction(() => document.querySelectorAll('#values .tile').length >= 5, undefined, { timeout: 15_000 });
+      const first = await page.textContent('#links');
+      await page.waitForFunction((t) => document.querySelector('#links')!.textContent !== t, first, { timeout: 10_000 });
+      expect(await page.textContent('#devices')).toMatch(/head\s*online/);
+      // frost, through the simulator's control API
+      const res = await fetch(`http://127.0.0.1:${controlPort}/devices/head/values`, { method: 'PUT', body: JSON.stringify({ temperature: 3.5 }) });
+      expect(res.ok).toBe(true);
+      await page.waitForFunction(() => document.querySelector('#sprinkling b')!.textContent === 'blocked', undefined, { timeout: 15_000 });
+      expect(await page.textContent('#sprinkling .why')).toMatch(/temperature_below_min \(3\.5 °C\)/);
+      expect(await page.getAttribute('#sprinkling', 'class')).toContain('bad');
+      const dir = path.join(ROOT, 'test-output');
+      mkdirSync(dir, { recursive: true });
+      const shot = path.join(dir, 'status-page-frost.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      const { statSync } = await import('node:fs');
+      expect(statSync(shot).size).toBeGreaterThan(10_000);
+    } finally {
+      await browser.close();
+      demo.kill('SIGINT');
+      await new Promise((r) => demo.once('exit', r));
+    }
+  });
+});
