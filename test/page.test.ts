@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The status page in a real browser (headless Debian Chromium through playwright-core) on a
  * running `dustgate demo`: values update; frost set through the simulator's control API shows as

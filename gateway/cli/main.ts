@@ -8,6 +8,7 @@ import { registerConfigCommand } from './config-command.js';
 import { registerBufferCommand } from './buffer-command.js';
 import { registerRemoteCommand } from './remote-command.js';
 import { registerHj212Command } from './hj212-command.js';
+import { registerServiceCommand } from './service-command.js';
 import { VERSION } from '../version.js';
 
 const program = new Command();
@@ -25,6 +26,7 @@ registerConfigCommand(program);
 registerBufferCommand(program);
 registerRemoteCommand(program);
 registerHj212Command(program);
+registerServiceCommand(program);
 
 program.configureOutput({ outputError: (str, write) => write(`dustgate: ${str.replace(/^error: /, '')}`) });
 await program.parseAsync(process.argv);

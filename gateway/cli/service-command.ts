@@ -1,0 +1,100 @@
+/** `dustgate install-service --config FILE [--dry-run] [--root DIR]`: a systemd unit for the gateway. */
+import type { Command } from 'commander';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfigFile } from '../config/load.js';
+import { UsageError, action } from './errors.js';
+
+export interface UnitOptions {
+  name: string;
+  user: string;
+  config: string;
+  dataDir: string;
+  node: string;
+  cli: string;
+}
+
+export function unitText(o: UnitOptions): string {
+  return [
+    '[Unit]',
+    'Description=dustgate dust-control gateway',
+    'After=network-online.target',
+    'Wants=network-online.target',
+    '',
+    '[Service]',
+    'Type=simple',
+    `User=${o.user}`,
+    `Group=${o.user}`,
+    'SupplementaryGroups=dialout',
+    `WorkingDirectory=${o.dataDir}`,
+    `ExecStart=${o.node} --max-semi-space-size=4 ${o.cli} run --config ${o.config}`,
+    'Restart=always',
+    'RestartSec=5',
+    // SIGTERM lets the gateway switch every output off and read it back before it exits
+    'KillSignal=SIGTERM',
+    'TimeoutStopSec=30',
+    'Environment=NODE_ENV=production',
+    'NoNewPrivileges=true',
+    'ProtectSystem=full',
+    'ProtectHome=read-only',
+    `ReadWritePaths=${o.dataDir}`,
+    'PrivateTmp=true',
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
+
+/** The built CLI this process runs from (or the project's dist/cli.js when run from source). */
+function cliPath(): string {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.js')) return path.resolve(path.dirname(here), here.includes(`${path.sep}dist${path.sep}`) ? 'cli.js' : path.basename(here));
+  const dist = path.resolve(path.dirname(here), '../../dist/cli.js');
+  if (!existsSync(dist)) throw new UsageError('no built binary: run `npm run build` first (the service runs dist/cli.js)');
+  return dist;
+}
+
+export function registerServiceCommand(program: Command): void {
+  program
+    .command('install-service')
+    .description('write and enable a systemd unit that runs the gateway (Restart=always, its own data folder)')
+    .requiredOption('--config <file>', 'site config the service runs')
+    .option('--dry-run', 'print the unit; write and enable nothing')
+    .option('--root <dir>', 'write under this root instead of / (and do not call systemctl)', '/')
+    .option('--name <name>', 'unit name', 'dustgate')
+    .option('--user <user>', 'user the gateway runs as (needs group dialout for serial ports)', 'dustgate')
+    .option('--data-dir <dir>', 'working and data folder (relative storage.path lands here)', '/var/lib/dustgate')
+    .option('--no-enable', 'write the unit but do not enable or start it')
+    .action(
+      action(async (o: { config: string; dryRun?: boolean; root: string; name: string; user: string; dataDir: string; enable: boolean }) => {
+        const config = path.resolve(o.config);
+        loadConfigFile(config); // a service that cannot start is no service: check first
+        if (!/^[\w@.-]+$/.test(o.name)) throw new UsageError(`--name: expected a unit name, got "${o.name}"`);
+        const unit = unitText({ name: o.name, user: o.user, config, dataDir: o.dataDir, node: process.execPath, cli: cliPath() });
+        if (o.dryRun) {
+          process.stdout.write(unit);
+          return;
+        }
+        const root = path.resolve(o.root);
+        const unitFile = path.join(root, 'etc/systemd/system', `${o.name}.service`);
+        mkdirSync(path.dirname(unitFile), { recursive: true });
+        mkdirSync(path.join(root, o.dataDir), { recursive: true });
+        writeFileSync(unitFile, unit);
+        process.stdout.write(`wrote ${unitFile}\ncreated ${path.join(root, o.dataDir)}\n`);
+        if (root !== '/' || !o.enable) {
+          process.stdout.write(`not enabled (${root !== '/' ? `--root ${o.root}` : '--no-enable'}); on the box: systemctl daemon-reload && systemctl enable --now ${o.name}\n`);
+          return;
+        }
+        try {
+          execFileSync('systemctl', ['daemon-reload'], { stdio: 'inherit' });
+          execFileSync('systemctl', ['enable', '--now', o.name], { stdio: 'inherit' });
+        } catch (e) {
+          throw new UsageError(`systemctl failed (${(e as Error).message.split('\n')[0]}): run as root, on a systemd system; the unit is written at ${unitFile}`);
+        }
+        process.stdout.write(`enabled and started ${o.name}; follow it with: journalctl -u ${o.name} -f | npx pino-pretty\n`);
+      }),
+    );
+}
