@@ -9,6 +9,7 @@ import { registerBufferCommand } from './buffer-command.js';
 import { registerRemoteCommand } from './remote-command.js';
 import { registerHj212Command } from './hj212-command.js';
 import { registerServiceCommand } from './service-command.js';
+import { registerDoctorCommand } from './doctor-command.js';
 import { VERSION } from '../version.js';
 
 const program = new Command();
@@ -27,6 +28,7 @@ registerBufferCommand(program);
 registerRemoteCommand(program);
 registerHj212Command(program);
 registerServiceCommand(program);
+registerDoctorCommand(program);
 
 program.configureOutput({ outputError: (str, write) => write(`dustgate: ${str.replace(/^error: /, '')}`) });
 await program.parseAsync(process.argv);
