@@ -111,7 +111,11 @@ export class VirtualDevice {
           hit = true;
           encodeRegister(r, this.value(r.metric, t, wallMs)).forEach((w, i) => (words[off + i] = w));
         }
-        if (!hit) return encodeException(req.fn, 2);
+        // like real devices: a range that reaches past the device's register span is an illegal address
+        // (gaps inside the span read as 0, as the CWT head's 0x01F6 does)
+        const lo = Math.min(...regs.map((r) => r.address));
+        const hi = Math.max(...regs.map((r) => r.address + wordsOf(r.type) - 1));
+        if (!hit || req.address < lo || req.address + req.count - 1 > hi) return encodeException(req.fn, 2);
         return encodeResponse({ fn: req.fn, registers: words });
       }
       case 1:

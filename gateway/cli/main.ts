@@ -10,6 +10,7 @@ import { registerRemoteCommand } from './remote-command.js';
 import { registerHj212Command } from './hj212-command.js';
 import { registerServiceCommand } from './service-command.js';
 import { registerDoctorCommand } from './doctor-command.js';
+import { registerScanCommand } from './scan-command.js';
 import { VERSION } from '../version.js';
 
 const program = new Command();
@@ -29,6 +30,7 @@ registerRemoteCommand(program);
 registerHj212Command(program);
 registerServiceCommand(program);
 registerDoctorCommand(program);
+registerScanCommand(program);
 
 program.configureOutput({ outputError: (str, write) => write(`dustgate: ${str.replace(/^error: /, '')}`) });
 await program.parseAsync(process.argv);
