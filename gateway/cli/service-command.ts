@@ -68,12 +68,15 @@ export function registerServiceCommand(program: Command): void {
     .option('--user <user>', 'user the gateway runs as (needs group dialout for serial ports)', 'dustgate')
     .option('--data-dir <dir>', 'working and data folder (relative storage.path lands here)', '/var/lib/dustgate')
     .option('--no-enable', 'write the unit but do not enable or start it')
+    .option('--cli <path>', 'the dustgate binary (dist/cli.js) the service runs; default: the one running now')
     .action(
-      action(async (o: { config: string; dryRun?: boolean; root: string; name: string; user: string; dataDir: string; enable: boolean }) => {
+      action(async (o: { config: string; dryRun?: boolean; root: string; name: string; user: string; dataDir: string; enable: boolean; cli?: string }) => {
         const config = path.resolve(o.config);
         loadConfigFile(config); // a service that cannot start is no service: check first
         if (!/^[\w@.-]+$/.test(o.name)) throw new UsageError(`--name: expected a unit name, got "${o.name}"`);
-        const unit = unitText({ name: o.name, user: o.user, config, dataDir: o.dataDir, node: process.execPath, cli: cliPath() });
+        const cli = o.cli ? path.resolve(o.cli) : cliPath();
+        if (!existsSync(cli)) throw new UsageError(`--cli: no such file ${cli}`);
+        const unit = unitText({ name: o.name, user: o.user, config, dataDir: o.dataDir, node: process.execPath, cli });
         if (o.dryRun) {
           process.stdout.write(unit);
           return;
