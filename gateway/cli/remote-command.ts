@@ -49,11 +49,13 @@ function loadOperator(o: CommonOpts): Required<Pick<Operator, 'broker' | 'prefix
     fromFile = parsed.data;
   } else if (o.operator) throw new UsageError(`--operator: no such file ${o.operator}`);
   const pick = <K extends keyof Operator>(k: K) => ((o as unknown as Record<string, unknown>)[k] as Operator[K]) ?? fromFile[k];
+  // file paths may start with ~/ (as people write them in an operator file)
+  const home = (f: string | undefined) => (f?.startsWith('~/') ? path.join(os.homedir(), f.slice(2)) : f);
   return {
     broker: pick('broker') ?? 'mqtt://127.0.0.1:1883',
-    ca: pick('ca'),
-    cert: pick('cert'),
-    key: pick('key'),
+    ca: home(pick('ca')),
+    cert: home(pick('cert')),
+    key: home(pick('key')),
     username: pick('username'),
     password: pick('password'),
     hmacKey: pick('hmacKey'),
