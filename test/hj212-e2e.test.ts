@@ -120,7 +120,8 @@ describe('HJ 212 daily data', () => {
     const port = await freePort();
     const platform = await platformOn(port);
     rig = await startInProcess('dust-event', { factor: 60, startMs: cst('2026-06-01T23:58:00'), extra: hj(port) });
-    await waitFor(() => platform.received.some((x) => x.cn === '2031'), 20_000, 50);
+    // queued by period start, so the day (from 00:00) goes before the hour (from 23:00): wait for both
+    await waitFor(() => platform.received.some((x) => x.cn === '2031') && platform.received.some((x) => x.cn === '2061'), 20_000, 50);
     const day = platform.received.find((x) => x.cn === '2031')!;
     expect(day.dataTime).toBe('20260601000000');
     expect(cpValue(day.packet, 'a34002-Flag')).toBe('B');
