@@ -128,8 +128,13 @@ export function splitStream(buf: Buffer): { packets: Buffer[]; rest: Buffer } {
 }
 
 /** `YYYYMMDDhhmmss` (and `…zzz` for QN) of a time in a zone. */
+const hjFormats = new Map<string, Intl.DateTimeFormat>();
 export function hjTime(ms: number, timeZone: string, withMs = false): string {
-  const f = new Intl.DateTimeFormat('en-GB', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+  let f = hjFormats.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-GB', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+    hjFormats.set(timeZone, f);
+  }
   const p: Record<string, string> = {};
   for (const part of f.formatToParts(ms)) p[part.type] = part.value;
   const t = `${p.year}${p.month}${p.day}${p.hour}${p.minute}${p.second}`;

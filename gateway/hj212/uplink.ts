@@ -297,7 +297,7 @@ export class Hj212Uplink extends EventEmitter {
     this.answer(qn, CN.qnRtn, [[['QnRtn', '1']]]);
     let exe = '1';
     const send = (rcn: string, cp: CpGroup[]) => {
-      for (const t of buildPackets({ qn, st: this.o.cfg.st, cn: rcn, pw: this.o.cfg.pw, mn: this.o.mn, ack: false }, cp)) this.write(t);
+      for (const t of buildPackets(this.head(qn, rcn, false), cp)) this.write(t);
     };
     switch (cn) {
       case CN.getTime:
