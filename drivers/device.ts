@@ -26,6 +26,26 @@ export interface DeviceCounters {
 
 export type DeviceStatus = 'unknown' | 'online' | 'offline';
 
+/**
+ * What the poller, the outputs and the gateway need of a device: a Modbus or frame device on a
+ * line (DeviceClient) or a Firmata board (FirmataDevice). Events: `status`, `error-change`, and
+ * `push` (values, ms) for readings the device reports by itself (Firmata inputs).
+ */
+export interface GatewayDevice extends EventEmitter {
+  readonly id: string;
+  readonly unit: number;
+  readonly pollMs: number;
+  readonly offlineAfter: number;
+  readonly counters: DeviceCounters;
+  readonly definition: DeviceDefinition;
+  status: DeviceStatus;
+  readonly consecutiveMisses: number;
+  read(): Promise<Values>;
+  writeChannel(channel: number, on: boolean): Promise<boolean>;
+  readChannels(): Promise<boolean[]>;
+  nextDelayMs(): number;
+}
+
 export interface DeviceClientOptions {
   id: string;
   unit?: number;
@@ -46,7 +66,7 @@ const COUNTER_OF: Partial<Record<DriverErrorCode, keyof DeviceCounters>> = {
   closed: 'closed',
 };
 
-export class DeviceClient extends EventEmitter {
+export class DeviceClient extends EventEmitter implements GatewayDevice {
   readonly id: string;
   readonly unit: number;
   readonly pollMs: number;
@@ -140,7 +160,9 @@ export class DeviceClient extends EventEmitter {
   /** Read every metric (and channel) of the device once. */
   async read(): Promise<Values> {
     try {
-      const values = this.definition.kind === 'modbus' ? await this.readModbus(this.definition) : await this.readFrame(this.definition);
+      const def = this.definition;
+      if (def.kind === 'firmata') throw new DriverError('invalid_argument', 'a firmata-io device is driven by FirmataDevice', this.ctx);
+      const values = def.kind === 'modbus' ? await this.readModbus(def) : await this.readFrame(def);
       this.markSuccess();
       return values;
     } catch (e) {

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import type { DriverError } from '../drivers/errors.js';
 import type { BindingInterface } from '../drivers/transports/link.js';
+import type { FirmataIoFactory, LightPattern } from '../drivers/firmata.js';
 import { ConfigError, deepMerge, redact, resolveConfig, type ConfigIssue, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
@@ -14,12 +15,13 @@ import type { OutputFault } from './outputs.js';
 import type { RawReading } from './poller.js';
 import { commFailure, flagValues, type Flag, type Reading } from './reading.js';
 import { RulesEngine, type OutputCommand, type RuleEvent } from './rules/engine.js';
+import { DUST_METRICS } from './rules/decisions.js';
 import { Aggregator, periodBounds, type Aggregate } from './aggregates.js';
 import { aqi, type AqiStandard } from './aqi.js';
 import { Hj212Uplink } from './hj212/uplink.js';
 import { HttpServer } from './http.js';
 import { RemoteHandler } from './remote.js';
-import { Runtime } from './runtime.js';
+import { Runtime, engineInputs } from './runtime.js';
 import { Store, type Eviction } from './store.js';
 import { MqttUplink } from './uplink/mqtt.js';
 import { VERSION } from './version.js';
@@ -32,6 +34,8 @@ export interface GatewayOptions {
   now?: () => number;
   /** Serial binding override (tests: the simulator's mock binding). */
   binding?: BindingInterface;
+  /** Firmata IO override (tests: the simulator's virtual board). */
+  firmataIo?: FirmataIoFactory;
   logger?: Logger;
   /** Real ms between rule evaluations when no reading arrives. */
   tickMs?: number;
@@ -101,7 +105,7 @@ export class Gateway extends EventEmitter {
     const c = this.loaded.config;
     this.config = c;
     this.rt = this.buildRuntime(c);
-    this.engine = new RulesEngine({ rules: c.rules, outputs: c.outputs, inputs: c.inputs, sources: this.rt.sources, timezone: this.loaded.timezone }, this.now());
+    this.engine = new RulesEngine({ rules: c.rules, outputs: c.outputs, inputs: engineInputs(c), sources: this.rt.sources, timezone: this.loaded.timezone }, this.now());
     this.aggregator = new Aggregator(this.loaded.timezone);
     const level = this.store.meta('alertLevel');
     if (level) {
@@ -195,11 +199,11 @@ export class Gateway extends EventEmitter {
   private buildRuntime(c: Config): Runtime {
     return new Runtime(
       c,
-      { binding: this.opts.binding, reopenMaxMs: this.opts.reopenMaxMs, now: this.now, logger: this.logger },
+      { binding: this.opts.binding, firmataIo: this.opts.firmataIo, reopenMaxMs: this.opts.reopenMaxMs, now: this.now, logger: this.logger },
       {
         onReading: (r) => this.onReading(r),
         onReadError: (id, e) => this.onReadError(id, e),
-        onStatus: (device, status) => this.record([{ type: 'device_status', ts: this.now(), device, status }]),
+        onStatus: (device, status) => this.deviceStatus(device, status),
         onFault: (f) => this.outputFault(f),
       },
     );
@@ -259,6 +263,7 @@ export class Gateway extends EventEmitter {
       await this.rt.outputs.allOff();
       await this.rt.outputs.idle();
       this.logger.info({ outputs: this.rt.outputs.actual }, 'outputs off at shutdown');
+      for (const l of this.rt.lights) l.setLight('off');
       this.publishState();
       if (this.uplink?.connected) await this.uplink.flush(2000);
     }
@@ -346,7 +351,7 @@ export class Gateway extends EventEmitter {
     this.rt = fresh;
     this.loaded = { ...next, fileHash: this.loaded.fileHash };
     this.config = next.config;
-    this.engine.configure({ rules: next.config.rules, outputs: next.config.outputs, inputs: next.config.inputs, sources: fresh.sources, timezone: next.timezone }, this.now());
+    this.engine.configure({ rules: next.config.rules, outputs: next.config.outputs, inputs: engineInputs(next.config), sources: fresh.sources, timezone: next.timezone }, this.now());
     fresh.poller.start();
     void this.reassert(fresh, wanted);
     this.version = this.store.addConfigVersion({ source: meta.source ?? 'remote', requestId: meta.requestId, baseHash: this.loaded.fileHash ?? '', config: JSON.stringify(next.raw) });
@@ -437,6 +442,7 @@ export class Gateway extends EventEmitter {
     this.hj212?.tick(now);
     this.handle(this.engine.evaluate(this.now()));
     this.publishState();
+    this.updateLight();
   }
 
   /**
@@ -506,6 +512,35 @@ export class Gateway extends EventEmitter {
     // the engine queued the command for the next evaluation; run it now
     this.evaluate();
     return res;
+  }
+
+  private lastStatus = new Map<string, string>();
+  /** A device came or went: an event; one that comes back gets its outputs put where they should be. */
+  private deviceStatus(device: string, status: string): void {
+    const before = this.lastStatus.get(device);
+    this.lastStatus.set(device, status);
+    this.record([{ type: 'device_status', ts: this.now(), device, status }]);
+    if (status === 'online' && before === 'offline' && this.started && !this.stopped) this.rt.outputs.restore(device);
+    this.updateLight();
+  }
+
+  /**
+   * The status light on every board that has one: fast blink during a dust alarm, slow blink while
+   * a device is offline or the broker is unreachable, steady on otherwise (off once stopped).
+   */
+  lightPattern(): LightPattern {
+    if (this.stopped || !this.started) return 'off';
+    const alarms = this.engine.snapshot(this.now()).alarms;
+    if (DUST_METRICS.some((m) => alarms[m] && alarms[m] !== 'none')) return 'fast';
+    if ([...this.rt.devices.values()].some((d) => d.status === 'offline')) return 'slow';
+    if (this.uplink && !this.uplink.connected) return 'slow';
+    return 'on';
+  }
+
+  private updateLight(): void {
+    if (!this.rt.lights.length) return;
+    const p = this.lightPattern();
+    for (const l of this.rt.lights) l.setLight(p);
   }
 
   private outputFault(f: OutputFault): void {

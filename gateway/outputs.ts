@@ -3,7 +3,7 @@
  * confirms is the truth; a relay that does not confirm (or that a poll finds in the wrong state)
  * is an `output_fault` event, and the wanted state is written again.
  */
-import type { DeviceClient } from '../drivers/device.js';
+import type { GatewayDevice } from '../drivers/device.js';
 import type { OutputSettings } from './config/schema.js';
 import type { Logger } from './log.js';
 import type { Reading } from './reading.js';
@@ -27,7 +27,7 @@ export class OutputManager {
 
   constructor(
     private readonly outputs: Record<string, OutputSettings>,
-    private readonly devices: Map<string, DeviceClient>,
+    private readonly devices: Map<string, GatewayDevice>,
     private readonly onFault: (f: OutputFault) => void,
     private readonly logger?: Logger,
   ) {
@@ -94,6 +94,17 @@ export class OutputManager {
       this.logger?.warn({ output: name, wanted: want, actual }, `output ${name} found ${actual}; switching it ${want ? 'on' : 'off'} again`);
       this.onFault({ output: name, wanted: want ? 'on' : 'off', actual, reason: 'state_mismatch' });
       void this.set(name, want);
+    }
+  }
+
+  /** A device is back (reconnected, powered again): put each of its outputs where it is wanted. */
+  restore(device: string): void {
+    for (const [name, cfg] of Object.entries(this.outputs)) {
+      const want = this.wanted[name];
+      if (cfg.device === device && want !== undefined) {
+        this.logger?.info({ output: name, wanted: want }, `device ${device} is back: output ${name} set ${want ? 'on' : 'off'} again`);
+        void this.set(name, want);
+      }
     }
   }
 

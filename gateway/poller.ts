@@ -4,7 +4,7 @@
  * one timeout per backoff step and never stalls the others.
  */
 import { EventEmitter } from 'node:events';
-import type { DeviceClient } from '../drivers/device.js';
+import type { GatewayDevice } from '../drivers/device.js';
 import type { DriverError } from '../drivers/errors.js';
 import type { Values } from '../drivers/devices/types.js';
 import type { Logger } from './log.js';
@@ -28,11 +28,16 @@ export class Poller extends EventEmitter {
   private readonly now: () => number;
 
   constructor(
-    readonly devices: DeviceClient[],
+    readonly devices: GatewayDevice[],
     opts: PollerOptions = {},
   ) {
     super();
     this.now = opts.now ?? Date.now;
+    // readings a device reports by itself (a Firmata input edge), stamped with when it happened
+    for (const d of devices)
+      d.on('push', (values: Values, atMs: number) => {
+        if (this.running) this.emit('reading', { device: d.id, ts: new Date(atMs).toISOString(), values } satisfies RawReading);
+      });
     const log = opts.logger;
     if (log) {
       for (const d of devices) {
@@ -54,7 +59,7 @@ export class Poller extends EventEmitter {
     for (const d of this.devices) this.schedule(d, 0);
   }
 
-  private schedule(d: DeviceClient, delay: number): void {
+  private schedule(d: GatewayDevice, delay: number): void {
     if (!this.running) return;
     const timer = setTimeout(() => {
       const started = this.now();
@@ -69,7 +74,7 @@ export class Poller extends EventEmitter {
     this.timers.set(d.id, timer);
   }
 
-  private async pollOnce(d: DeviceClient): Promise<void> {
+  private async pollOnce(d: GatewayDevice): Promise<void> {
     try {
       const values = await d.read();
       this.emit('reading', { device: d.id, ts: new Date(this.now()).toISOString(), values } satisfies RawReading);

@@ -3,10 +3,11 @@
  * the poller and the output manager. The store, the uplink and the rules' state outlive it.
  */
 import { Bus } from '../drivers/bus.js';
-import { DeviceClient } from '../drivers/device.js';
+import { DeviceClient, type GatewayDevice } from '../drivers/device.js';
+import { FirmataBus, FirmataDevice, type FirmataIoFactory } from '../drivers/firmata.js';
 import type { DriverError } from '../drivers/errors.js';
 import type { BindingInterface } from '../drivers/transports/link.js';
-import { definitionOf, metricsOf } from './config/load.js';
+import { channelsOf, definitionOf, metricsOf } from './config/load.js';
 import { METRICS, type Config, type Metric } from './config/schema.js';
 import type { Logger } from './log.js';
 import { OutputManager, type OutputFault } from './outputs.js';
@@ -23,6 +24,15 @@ export function resolveSources(c: Config): Partial<Record<Metric, string>> {
   return out;
 }
 
+/**
+ * The inputs as the rules engine sees them. A Firmata board reports input edges itself and its
+ * device debounces them (stamping each with the press time), so the engine takes those as they come.
+ */
+export function engineInputs(c: Config): Config['inputs'] {
+  const firmata = new Set(c.devices.filter((d) => d.driver === 'firmata-io').map((d) => d.id));
+  return Object.fromEntries(Object.entries(c.inputs).map(([n, i]) => [n, firmata.has(i.device) ? { ...i, debounceMs: 0 } : i]));
+}
+
 export interface RuntimeHooks {
   onReading(r: RawReading): void;
   onReadError(device: string, e: DriverError): void;
@@ -31,8 +41,10 @@ export interface RuntimeHooks {
 }
 
 export class Runtime {
-  readonly buses = new Map<string, Bus>();
-  readonly devices = new Map<string, DeviceClient>();
+  readonly buses = new Map<string, Bus | FirmataBus>();
+  readonly devices = new Map<string, GatewayDevice>();
+  /** Firmata boards with a status light. */
+  readonly lights: FirmataDevice[] = [];
   readonly outputs: OutputManager;
   readonly poller: Poller;
   /** Metrics and channels of each device (flagged B when a poll fails). */
@@ -44,20 +56,29 @@ export class Runtime {
 
   constructor(
     readonly config: Config,
-    o: { binding?: BindingInterface; reopenMaxMs?: number; now: () => number; logger: Logger },
+    o: { binding?: BindingInterface; firmataIo?: FirmataIoFactory; reopenMaxMs?: number; now: () => number; logger: Logger },
     hooks: RuntimeHooks,
   ) {
     for (const b of config.buses) {
-      if (b.type === 'firmata') throw new Error(`buses: ${b.id} is a firmata bus, which this build does not drive yet; remove it or use Modbus relays`);
-      this.buses.set(b.id, new Bus(b, { binding: o.binding, reopenMaxMs: o.reopenMaxMs }));
+      if (b.type === 'firmata') this.buses.set(b.id, new FirmataBus(b, { io: o.firmataIo, reopenMaxMs: o.reopenMaxMs }));
+      else this.buses.set(b.id, new Bus(b, { binding: o.binding, reopenMaxMs: o.reopenMaxMs }));
     }
     for (const d of config.devices) {
       const def = definitionOf(d);
-      const client = new DeviceClient(this.buses.get(d.bus)!, def, { id: d.id, unit: d.unit, pollMs: d.pollMs, offlineAfter: d.offlineAfter, timeoutMs: d.timeoutMs });
+      const bus = this.buses.get(d.bus)!;
+      const opts = { id: d.id, unit: d.unit, pollMs: d.pollMs, offlineAfter: d.offlineAfter, timeoutMs: d.timeoutMs };
+      let client: GatewayDevice;
+      if (def.kind === 'firmata' && bus instanceof FirmataBus) {
+        const debounceMs: Record<number, number> = {};
+        for (const i of Object.values(config.inputs)) if (i.device === d.id) debounceMs[i.channel] = i.debounceMs;
+        const board = new FirmataDevice(bus, def, { ...opts, debounceMs, now: o.now });
+        if (def.statusLed !== undefined) this.lights.push(board);
+        client = board;
+      } else if (bus instanceof Bus) client = new DeviceClient(bus, def, opts);
+      else throw new Error(`devices: ${d.id} (${d.driver}) cannot sit on firmata bus ${d.bus}`);
       this.devices.set(d.id, client);
       this.deviceConfig.set(d.id, d);
-      const bank = def.kind === 'modbus' ? (def.coils ?? def.discreteInputs) : undefined;
-      const channels = bank ? Array.from({ length: bank.count }, (_, i) => `ch${i + 1}`) : [];
+      const channels = Array.from({ length: channelsOf(def).count }, (_, i) => `ch${i + 1}`);
       this.metricsOfDevice.set(d.id, [...metricsOf(def), ...channels]);
       client.on('status', (status: string) => hooks.onStatus(d.id, status));
     }
@@ -77,9 +98,11 @@ export class Runtime {
   async open(strict: boolean): Promise<void> {
     await Promise.all([...this.buses.values()].map((b) => b.start()));
     if (!strict) return;
-    const down = this.config.buses.map((b, i) => ({ b, i, bus: this.buses.get(b.id)! })).filter((x) => x.bus.line.state !== 'open');
+    const status = (bus: Bus | FirmataBus) =>
+      bus instanceof FirmataBus ? { open: bus.isOpen, address: bus.address, error: bus.lastOpenError } : { open: bus.line.state === 'open', address: bus.line.address, error: bus.line.lastOpenError };
+    const down = this.config.buses.map((b, i) => ({ b, i, st: status(this.buses.get(b.id)!) })).filter((x) => !x.st.open);
     if (down.length) {
-      const issues = down.map((x) => ({ path: `buses[${x.i}]`, message: `cannot open ${x.bus.line.address}: ${x.bus.line.lastOpenError?.message ?? 'no answer'}` }));
+      const issues = down.map((x) => ({ path: `buses[${x.i}]`, message: `cannot open ${x.st.address}: ${x.st.error?.message ?? 'no answer'}` }));
       await this.close();
       throw Object.assign(new Error(issues.map((i) => `${i.path}: ${i.message}`).join('; ')), { issues });
     }

@@ -52,6 +52,19 @@ export const ScenarioSchema = z.strictObject({
         registers: z.array(z.record(z.string(), z.unknown())).optional(),
         coils: z.number().int().optional(),
         discreteInputs: z.number().int().optional(),
+        /** firmata-io only: the board's pins, as in the site config (channel n is pins[n-1]). */
+        pins: z
+          .array(
+            z.strictObject({
+              pin: z.number().int().min(0).max(127),
+              mode: z.enum(['relay', 'input']),
+              type: z.enum(['NO', 'NC']).optional(),
+              pullup: z.boolean().optional(),
+              activeLow: z.boolean().optional(),
+            }),
+          )
+          .optional(),
+        statusLed: z.number().int().min(0).max(127).optional(),
         values: z.record(z.string(), ValueSpecSchema).default({}),
       }),
     )

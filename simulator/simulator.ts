@@ -11,6 +11,8 @@ import { SerialSlave, type SimClock } from './serial-slave.js';
 import { ModbusTcpServer } from './tcp-server.js';
 import { PtyPair } from './pty.js';
 import { VirtualDevice } from './virtual-device.js';
+import { VirtualBoard } from './virtual-board.js';
+import type { FirmataIoFactory } from '../drivers/firmata.js';
 import type { SerialLink } from '../drivers/transports/link.js';
 
 export interface SimulatorOptions {
@@ -42,6 +44,8 @@ export class Simulator {
   private readonly tcpServers: ModbusTcpServer[] = [];
   private readonly ptys: PtyEndpoint[] = [];
   private readonly mockLines = new Map<string, string>();
+  /** Virtual Firmata boards by serial path. */
+  private readonly boards = new Map<string, VirtualBoard>();
   private control: ControlApi | undefined;
   private faultTimer: NodeJS.Timeout | undefined;
 
@@ -62,7 +66,7 @@ export class Simulator {
           baudRate: d.baudRate,
           values: d.values,
           seed: scenario.seed,
-          generic: { registers: d.registers as GenericModbusConfig['registers'], coils: d.coils, discreteInputs: d.discreteInputs },
+          generic: { registers: d.registers as GenericModbusConfig['registers'], coils: d.coils, discreteInputs: d.discreteInputs, pins: d.pins, statusLed: d.statusLed },
         }),
     );
     for (const f of scenario.faults) this.device(f.device)!.addFault(f.fault, f.fromS, f.toS);
@@ -188,12 +192,14 @@ export class Simulator {
 
   /** Make the pty of `line` vanish, as a pulled USB adapter does. */
   async unplug(line = 'main'): Promise<void> {
+    for (const b of this.boards.values()) if (b.device.line === line) b.unplug();
     for (const ep of this.ptys.filter((e) => e.line === line && !e.unplugged)) await this.unplugEndpoint(ep);
     for (const s of this.tcpServers) s.dropConnections();
   }
 
   /** Bring an unplugged pty back under the same path. */
   async replug(line = 'main'): Promise<void> {
+    for (const b of this.boards.values()) if (b.device.line === line) b.replug();
     for (const ep of this.ptys.filter((e) => e.line === line && e.unplugged)) await this.plugPty(ep);
   }
 
@@ -201,6 +207,33 @@ export class Simulator {
   serveMock(path: string, line = 'main'): void {
     MockBinding.createPort(path, { echo: false, record: false });
     this.mockLines.set(path, line);
+  }
+
+  /**
+   * Serve the firmata-io device on `line` as a virtual board at serial `path`; the gateway reaches
+   * it through `this.firmataIo` (its Firmata bus's IO factory).
+   */
+  serveFirmata(path: string, line = 'io'): VirtualBoard {
+    const dev = this.devicesOn(line).find((d) => d.definition.kind === 'firmata');
+    if (!dev) throw new Error(`no firmata-io device on line "${line}" in this scenario`);
+    const board = new VirtualBoard(dev, this.clock);
+    this.boards.set(path, board);
+    this.startFaultWatch();
+    return board;
+  }
+
+  /** The virtual board of device `id`. */
+  board(id: string): VirtualBoard | undefined {
+    return [...this.boards.values()].find((b) => b.device.id === id);
+  }
+
+  /** An IO factory for FirmataBus: opens the virtual board served at a path. */
+  get firmataIo(): FirmataIoFactory {
+    return (path: string) => {
+      const board = this.boards.get(path);
+      if (!board) throw new Error(`no such device ${path}`);
+      return board.connect();
+    };
   }
 
   /**
@@ -262,6 +295,16 @@ export class Simulator {
         work.push(this.plugPty(ep));
       }
     }
+    for (const b of this.boards.values()) {
+      const wantDown = b.device.activeFaults(t).some((f) => f.kind === 'disconnect');
+      if (wantDown && !b.unplugged) {
+        b.faultUnplug = true;
+        b.unplug();
+      } else if (!wantDown && b.unplugged && b.faultUnplug) {
+        b.faultUnplug = false;
+        b.replug();
+      }
+    }
     void Promise.all(work).finally(() => (this.checking = false));
   }
 
@@ -275,6 +318,7 @@ export class Simulator {
     if (this.faultTimer) clearInterval(this.faultTimer);
     this.faultTimer = undefined;
     await this.control?.stop();
+    for (const b of this.boards.values()) b.stop();
     await Promise.all(this.tcpServers.map((s) => s.stop()));
     for (const ep of this.ptys) {
       ep.slave?.reset();

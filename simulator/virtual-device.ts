@@ -7,7 +7,7 @@ import { getDefinition } from '../drivers/devices/index.js';
 import { channelMetric } from '../drivers/devices/helpers.js';
 import { decodeRegister, encodeRegister, wordsOf } from '../drivers/devices/registers.js';
 import type { DeviceDefinition, Values } from '../drivers/devices/types.js';
-import type { GenericModbusConfig } from '../drivers/devices/generic-modbus.js';
+import type { DeviceParams } from '../drivers/devices/index.js';
 import { encodeException, encodeResponse, type ModbusRequest } from '../drivers/modbus/pdu.js';
 import { evaluate, type ValueSpec } from './scenario.js';
 import { parseFault, type Fault } from './faults.js';
@@ -26,7 +26,8 @@ export interface VirtualDeviceOptions {
   unit?: number;
   line?: string;
   baudRate?: number;
-  generic?: GenericModbusConfig;
+  /** Configured drivers: generic-modbus's map, firmata-io's pins. */
+  generic?: DeviceParams;
   values?: Record<string, ValueSpec>;
   seed?: number;
 }
@@ -60,6 +61,7 @@ export class VirtualDevice {
   metricNames(): string[] {
     const d = this.definition;
     if (d.kind === 'frame') return d.metrics.map((m) => m.metric);
+    if (d.kind === 'firmata') return d.pins.map((_, i) => channelMetric(i + 1));
     const names = d.registers.map((r) => r.metric);
     const bank = d.coils ?? d.discreteInputs;
     if (bank) for (let i = 1; i <= bank.count; i++) names.push(channelMetric(i));
@@ -92,6 +94,15 @@ export class VirtualDevice {
 
   addFault(name: string, fromS: number, toS?: number): void {
     this.faults.push({ fault: parseFault(name), name, fromS, toS });
+  }
+
+  /** A relay channel written by the gateway (a coil, a Firmata relay pin): kept, and logged if it changed. */
+  switchChannel(ch: number, on: boolean, t: number): void {
+    if ((this.overrides[channelMetric(ch)] ?? 0) !== (on ? 1 : 0)) {
+      this.coilLog.push({ t, channel: ch, on });
+      if (this.coilLog.length > 10_000) this.coilLog.shift();
+    }
+    this.overrides[channelMetric(ch)] = on ? 1 : 0;
   }
 
   /** Answer a Modbus request: the reply PDU (normal or exception). */
@@ -131,14 +142,7 @@ export class VirtualDevice {
         const bank = d.coils;
         const values = req.fn === 5 ? [req.value] : req.values;
         if (!bank || req.address < bank.address || req.address + values.length > bank.address + bank.count) return encodeException(req.fn, 2);
-        values.forEach((v, i) => {
-          const ch = req.address - bank.address + i + 1;
-          if ((this.overrides[channelMetric(ch)] ?? 0) !== (v ? 1 : 0)) {
-            this.coilLog.push({ t, channel: ch, on: v });
-            if (this.coilLog.length > 10_000) this.coilLog.shift();
-          }
-          this.overrides[channelMetric(ch)] = v ? 1 : 0;
-        });
+        values.forEach((v, i) => this.switchChannel(req.address - bank.address + i + 1, v, t));
         this.stats.writes++;
         return req.fn === 5
           ? encodeResponse({ fn: 5, address: req.address, value: req.value })

@@ -1,11 +1,13 @@
 /**
  * The rule scenarios end to end: simulator (serialport mock binding) → gateway → aedes → an MQTT
  * subscriber, on a scaled clock. Relay states are checked where they really are: the simulator's
- * coils, written by the gateway over Modbus.
+ * coils, written by the gateway over Modbus. The frost and dust scenarios run twice, with the same
+ * test code: once with the sprinkler, camera and gate input on Modbus relay and DI modules, once on
+ * the pins of an Arduino running StandardFirmata (a virtual board, driven through johnny-five).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { beaufort } from '../drivers/devices/beaufort.js';
-import { startInProcess, type InProcessRig } from './helpers/gateway-rig.js';
+import { IO_LAYOUT, startInProcess, type InProcessRig, type IoKind } from './helpers/gateway-rig.js';
 import { waitFor } from './helpers/system.js';
 
 /** 10:00 on a June day in Zhengzhou: daytime noise limits, no earthwork ban. */
@@ -22,16 +24,20 @@ function simT(r: InProcessRig, iso: string): number {
   const t0 = r.now() - r.t() * 1000;
   return (Date.parse(iso) - t0) / 1000;
 }
-const coils = (r: InProcessRig, ch: number) => r.sim.device('relays')!.coilLog.filter((c) => c.channel === ch);
+/** What the gateway switched on an output's relay, in scenario seconds. */
+const coils = (r: InProcessRig, output: 'sprinkler' | 'sweepStopSignal' | 'cameraTrigger') => r.relays.coilLog.filter((c) => c.channel === IO_LAYOUT[r.io][output]);
+/** The relay's state now, as the simulated module or board holds it. */
+const relayNow = (r: InProcessRig, output: 'sprinkler' | 'cameraTrigger') => r.relays.overrides[`ch${IO_LAYOUT[r.io][output]}`];
+const IO_KINDS: IoKind[] = ['modbus', 'firmata'];
 
-describe('frost-morning', () => {
+describe.each(IO_KINDS)('frost-morning (outputs on %s)', (io) => {
   it('never sprays below 4.0 °C, reports the block, and stops a running spray when it gets cold', async () => {
-    rig = await startInProcess('frost-morning', { factor: 40, startMs: JUNE_10AM, rules: { dustAlarm: { sprayS: 1200 } } });
+    rig = await startInProcess('frost-morning', { io, factor: 40, startMs: JUNE_10AM, rules: { dustAlarm: { sprayS: 1200 } } });
     const r = rig;
     await waitFor(() => r.t() >= 960, 60_000, 200);
     // temperature: below 4 until 300 s (2.0 → 3.9), 4.0–6.0 from 300 to 900 s, 3.0 from 900 s
-    const on = coils(r, 1).filter((c) => c.on);
-    const off = coils(r, 1).filter((c) => !c.on);
+    const on = coils(r, 'sprinkler').filter((c) => c.on);
+    const off = coils(r, 'sprinkler').filter((c) => !c.on);
     expect(on.length).toBeGreaterThan(0);
     for (const c of on) {
       expect(c.t).toBeGreaterThanOrEqual(300);
@@ -41,7 +47,7 @@ describe('frost-morning', () => {
     const stopAt = off.find((c) => c.t >= 900);
     expect(stopAt, 'sprinkler switched off after the drop to 3.0 °C').toBeDefined();
     expect(stopAt!.t - 900).toBeLessThan(20);
-    expect(r.sim.device('relays')!.overrides.ch1).toBe(0);
+    expect(relayNow(r, 'sprinkler')).toBe(0);
 
     const events = r.sub.events() as Ev[];
     const raised = events.find((e) => e.type === 'dust_alarm' && e.state === 'raised');
@@ -67,7 +73,7 @@ describe('windy-afternoon', () => {
     rig = await startInProcess('windy-afternoon', { factor: 50, startMs: JUNE_10AM, rules: { sweeping: { resumeAfterS: 300 } } });
     const r = rig;
     await waitFor(() => r.sub.events('sweeping_allowed').length > 0, 60_000, 200);
-    await waitFor(() => coils(r, 2).some((c) => !c.on), 5000);
+    await waitFor(() => coils(r, 'sweepStopSignal').some((c) => !c.on), 5000);
     const sweep = r.sub.events().filter((e) => String(e.type).startsWith('sweeping_')) as Ev[];
     expect(sweep.map((e) => e.type)).toEqual(['sweeping_stopped', 'sweeping_allowed']);
     const [stopped, allowed] = sweep as [Ev, Ev];
@@ -95,19 +101,19 @@ describe('windy-afternoon', () => {
     expect(waited).toBeGreaterThanOrEqual(300 - 6); // one poll (5 s of scenario time) of slack
     expect(waited).toBeLessThan(300 + 15);
 
-    const sig = coils(r, 2);
+    const sig = coils(r, 'sweepStopSignal');
     expect(sig.map((c) => c.on)).toEqual([true, false]);
     expect(sig[0]!.t).toBeGreaterThanOrEqual(simT(r, stopped.ts) - 1);
     expect(sig[1]!.t).toBeGreaterThanOrEqual(simT(r, allowed.ts) - 1);
   });
 });
 
-describe('dust-event', () => {
+describe.each(IO_KINDS)('dust-event (outputs on %s)', (io) => {
   it('raises, escalates and clears the alarm with hysteresis; sprays while warm, pulses the camera, reports the gate camera', async () => {
-    rig = await startInProcess('dust-event', { factor: 60, startMs: JUNE_10AM });
+    rig = await startInProcess('dust-event', { io, factor: 60, startMs: JUNE_10AM });
     const r = rig;
     await waitFor(() => r.sub.events('dust_alarm').some((e) => e.metric === 'pm10' && e.state === 'cleared'), 60_000, 200);
-    await waitFor(() => r.sim.device('relays')!.overrides.ch1 === 0, 5000);
+    await waitFor(() => relayNow(r, 'sprinkler') === 0, 5000);
     const pm10 = r.sub.events('dust_alarm').filter((e) => e.metric === 'pm10') as Ev[];
     expect(pm10.map((e) => [e.state, e.level, e.threshold])).toEqual([
       ['raised', 'warn', 150],
@@ -121,11 +127,11 @@ describe('dust-event', () => {
     expect(simT(r, pm10[1]!.ts)).toBeGreaterThan(400);
     expect(simT(r, pm10[2]!.ts)).toBeGreaterThan(950);
 
-    const spray = coils(r, 1);
+    const spray = coils(r, 'sprinkler');
     expect(spray[0]).toMatchObject({ on: true });
     expect(spray[0]!.t).toBeGreaterThanOrEqual(simT(r, pm10[0]!.ts) - 1);
     expect(spray.at(-1)).toMatchObject({ on: false });
-    const cam = coils(r, 3);
+    const cam = coils(r, 'cameraTrigger');
     expect(cam.length).toBeGreaterThanOrEqual(2);
     expect(cam[0]).toMatchObject({ on: true });
     expect(cam[1]).toMatchObject({ on: false });
@@ -140,17 +146,20 @@ describe('dust-event', () => {
   });
 
   it('stopping the gateway switches a running sprinkler off and reads it back', async () => {
-    rig = await startInProcess('dust-event', { factor: 1, startMs: JUNE_10AM });
+    rig = await startInProcess('dust-event', { io, factor: 1, startMs: JUNE_10AM });
     const r = rig;
     r.sim.setValues('head', { pm10: 400 });
-    await waitFor(() => r.sim.device('relays')!.overrides.ch1 === 1, 10_000);
+    await waitFor(() => relayNow(r, 'sprinkler') === 1, 10_000);
     await r.gw.stop('shutdown');
-    expect(r.sim.device('relays')!.overrides.ch1).toBe(0);
+    expect(relayNow(r, 'sprinkler')).toBe(0);
     expect(r.gw.outputs.actual.sprinkler).toBe('off');
     await waitFor(() => r.sub.events('output_changed').some((e) => e.output === 'sprinkler' && e.state === 'off' && e.reason === 'shutdown'), 3000);
     await waitFor(() => r.sub.on('status').at(-1)!.payload.state === 'offline', 3000);
   });
 
+});
+
+describe('dust-event (Modbus modules)', () => {
   it('start-up switches every output off and reads it back; a relay found in the wrong state is a fault and is put back', async () => {
     // a relay left on (by hand, or by a gateway that lost power) before the gateway starts
     rig = await startInProcess('dust-event', { factor: 1, startMs: JUNE_10AM, beforeStart: (sim) => sim.setValues('relays', { ch1: 1, ch3: 1 }) });

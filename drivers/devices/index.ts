@@ -2,6 +2,7 @@
 import { DriverError } from '../errors.js';
 import { cwtWeatherStation } from './cwt-weather-station.js';
 import { dustTransmitter } from './dust-transmitter.js';
+import { firmataIo, type FirmataIoConfig } from './firmata-io.js';
 import { genericModbus, type GenericModbusConfig } from './generic-modbus.js';
 import { noiseTransmitter } from './noise-transmitter.js';
 import { pms5003 } from './pms5003.js';
@@ -28,13 +29,19 @@ export const BUILTIN_DRIVERS: Record<string, DeviceDefinition> = Object.fromEntr
   ].map((d) => [d.name, d]),
 );
 
-export const DRIVER_NAMES = [...Object.keys(BUILTIN_DRIVERS), 'generic-modbus'];
+/** Drivers whose map or pins come from the site config. */
+export const CONFIGURED_DRIVERS = ['generic-modbus', 'firmata-io'] as const;
+export const DRIVER_NAMES = [...Object.keys(BUILTIN_DRIVERS), ...CONFIGURED_DRIVERS];
 
-export function getDefinition(name: string, generic?: GenericModbusConfig): DeviceDefinition {
-  if (name === 'generic-modbus') return genericModbus(generic ?? {});
+/** What a configured driver takes from its device entry. */
+export type DeviceParams = GenericModbusConfig & FirmataIoConfig;
+
+export function getDefinition(name: string, params?: DeviceParams): DeviceDefinition {
+  if (name === 'generic-modbus') return genericModbus(params ?? {});
+  if (name === 'firmata-io') return firmataIo(params ?? {});
   const d = BUILTIN_DRIVERS[name];
   if (!d) throw new DriverError('unknown_driver', `unknown driver "${name}"; known: ${DRIVER_NAMES.join(', ')}`);
   return d;
 }
 
-export type { DeviceDefinition, ModbusDeviceDefinition, FrameDeviceDefinition, Values } from './types.js';
+export type { DeviceDefinition, ModbusDeviceDefinition, FrameDeviceDefinition, FirmataDeviceDefinition, PinSpec, Values } from './types.js';

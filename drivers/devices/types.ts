@@ -68,4 +68,30 @@ export interface FrameDeviceDefinition {
   commandLength(cmd: Buffer): number | undefined;
 }
 
-export type DeviceDefinition = ModbusDeviceDefinition | FrameDeviceDefinition;
+/** One pin of a Firmata board: a relay output or a digital input. Channel n is pins[n-1]. */
+export interface PinSpec {
+  pin: number;
+  mode: 'relay' | 'input';
+  /**
+   * Relays: `NO` drives the pin HIGH to switch the load on, `NC` drives it LOW (johnny-five's
+   * Relay types: a normally-closed contact, or an active-low relay module).
+   */
+  type: 'NO' | 'NC';
+  /** Inputs: enable the board's pull-up (a button to ground). */
+  pullup: boolean;
+  /** Inputs: LOW means active (pressed). Default: true with a pull-up, else false. */
+  activeLow: boolean;
+}
+
+/** An Arduino running StandardFirmata (via johnny-five): pins from the site config. */
+export interface FirmataDeviceDefinition {
+  kind: 'firmata';
+  name: string;
+  title: string;
+  defaults: SerialDefaults;
+  pins: PinSpec[];
+  /** The pin of the status light, if any. */
+  statusLed?: number;
+}
+
+export type DeviceDefinition = ModbusDeviceDefinition | FrameDeviceDefinition | FirmataDeviceDefinition;

@@ -35,6 +35,8 @@ export function addTargetOptions(cmd: Command): Command {
 export async function openTarget(o: TargetOpts, binding?: BindingInterface): Promise<{ bus: Bus; device: DeviceClient }> {
   if (!!o.port === !!o.host) throw new UsageError('give exactly one of --port PATH or --host HOST:PORT');
   const def = getDefinition(o.driver);
+  if (def.kind === 'firmata')
+    throw new UsageError('firmata-io takes its pins from a site config: put the board in one (README, "Arduino with StandardFirmata") and use `dustgate doctor --config FILE` or the status page');
   const timeoutMs = parseIntIn(o.timeout, '--timeout', 10, 60_000);
   const unit = o.unit === undefined ? (def.defaults.unit ?? 1) : parseIntIn(o.unit, '--unit', 1, 247);
   const baudRate = o.baud === undefined ? def.defaults.baudRate : parseIntIn(o.baud, '--baud', 300, 921_600);
@@ -57,6 +59,7 @@ export async function openTarget(o: TargetOpts, binding?: BindingInterface): Pro
 function unitOf(driver: string, metric: string): string {
   const def = getDefinition(driver);
   if (def.kind === 'modbus') return def.registers.find((r) => r.metric === metric)?.unit ?? '';
+  if (def.kind === 'firmata') return '';
   return def.metrics.find((m) => m.metric === metric)?.unit ?? METRIC_UNITS[metric] ?? '';
 }
 

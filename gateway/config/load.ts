@@ -151,11 +151,23 @@ export function loadConfigFile(file: string): LoadedConfig {
 
 /** The definition a configured device uses (generic-modbus takes its map from the config). */
 export function definitionOf(d: Config['devices'][number]): DeviceDefinition {
-  return getDefinition(d.driver, { registers: d.registers, coils: d.coils, discreteInputs: d.discreteInputs });
+  return getDefinition(d.driver, { registers: d.registers, coils: d.coils, discreteInputs: d.discreteInputs, pins: d.pins, statusLed: d.statusLed });
 }
 
 export function metricsOf(def: DeviceDefinition): string[] {
-  return def.kind === 'modbus' ? [...new Set([...def.registers.map((r) => r.metric), ...Object.keys(def.derived ?? {})])] : def.metrics.map((m) => m.metric);
+  if (def.kind === 'modbus') return [...new Set([...def.registers.map((r) => r.metric), ...Object.keys(def.derived ?? {})])];
+  return def.kind === 'frame' ? def.metrics.map((m) => m.metric) : [];
+}
+
+/** The on/off channels of a device: relay coils, discrete inputs, or Firmata pins (n = channel). */
+export function channelsOf(def: DeviceDefinition): { count: number; outputs: number[]; inputs: number[] } {
+  if (def.kind === 'firmata') {
+    const of = (m: 'relay' | 'input') => def.pins.flatMap((p, i) => (p.mode === m ? [i + 1] : []));
+    return { count: def.pins.length, outputs: of('relay'), inputs: of('input') };
+  }
+  const bank = def.kind === 'modbus' ? (def.coils ?? def.discreteInputs) : undefined;
+  const all = bank ? Array.from({ length: bank.count }, (_, i) => i + 1) : [];
+  return { count: all.length, outputs: def.kind === 'modbus' && def.coils ? all : [], inputs: def.kind === 'modbus' && !def.coils && def.discreteInputs ? all : [] };
 }
 
 /** Sprinkler outputs: those with a `kind`, and one named `sprinkler` (road by default). */
@@ -181,6 +193,21 @@ function crossCheck(c: Config, warnings: ConfigIssue[]): ConfigIssue[] {
     if (!bus) out.push({ path: `devices[${i}].bus`, message: `no bus "${d.bus}"; buses are ${[...buses.keys()].join(', ') || '(none)'}` });
     if (d.driver !== 'generic-modbus' && (d.registers || d.coils || d.discreteInputs))
       out.push({ path: `devices[${i}]`, message: `registers/coils/discreteInputs are for driver generic-modbus only (this is ${d.driver})` });
+    if (d.driver !== 'firmata-io' && (d.pins || d.statusLed !== undefined))
+      out.push({ path: `devices[${i}]`, message: `pins/statusLed are for driver firmata-io only (this is ${d.driver})` });
+    if (d.driver === 'firmata-io') {
+      if (!d.pins && d.statusLed === undefined) out.push({ path: `devices[${i}].pins`, message: 'expected a list of pins ({pin, mode: relay|input}) or a statusLed' });
+      const seenPins = new Map<number, string>();
+      (d.pins ?? []).forEach((p, k) => {
+        if (seenPins.has(p.pin)) out.push({ path: `devices[${i}].pins[${k}].pin`, message: `pin ${p.pin} is already used by ${seenPins.get(p.pin)}` });
+        else seenPins.set(p.pin, `pins[${k}]`);
+        if (p.mode === 'relay' && (p.pullup !== undefined || p.activeLow !== undefined))
+          out.push({ path: `devices[${i}].pins[${k}]`, message: 'pullup/activeLow are for input pins; a relay takes type NO | NC' });
+        if (p.mode === 'input' && p.type !== undefined) out.push({ path: `devices[${i}].pins[${k}].type`, message: 'type NO | NC is for relay pins; an input takes pullup/activeLow' });
+      });
+      if (d.statusLed !== undefined && seenPins.has(d.statusLed))
+        out.push({ path: `devices[${i}].statusLed`, message: `pin ${d.statusLed} is already used by ${seenPins.get(d.statusLed)}` });
+    }
     let def: DeviceDefinition;
     try {
       def = definitionOf(d);
@@ -190,10 +217,19 @@ function crossCheck(c: Config, warnings: ConfigIssue[]): ConfigIssue[] {
     }
     defs.set(d.id, def);
     if (bus) {
+      if (def.kind === 'firmata' && bus.type !== 'firmata') out.push({ path: `devices[${i}].bus`, message: `${d.driver} drives a board running StandardFirmata: put it on a bus of type firmata, not ${bus.type}` });
+      if (def.kind !== 'firmata' && bus.type === 'firmata') out.push({ path: `devices[${i}].bus`, message: `bus ${bus.id} is a firmata bus: only a firmata-io device can sit on it (this is ${d.driver})` });
       if (def.kind === 'frame' && bus.type !== 'serial') out.push({ path: `devices[${i}].bus`, message: `${d.driver} speaks its own frames: put it on a bus of type serial, not ${bus.type}` });
-      if (def.kind === 'modbus' && (bus.type === 'serial' || bus.type === 'firmata'))
+      if (def.kind === 'modbus' && bus.type === 'serial')
         out.push({ path: `devices[${i}].bus`, message: `${d.driver} is a Modbus device: put it on a bus of type rtu, tcp or rtu-over-tcp, not ${bus.type}` });
     }
+  });
+  // one board per firmata bus
+  const boards = new Map<string, number>();
+  c.devices.forEach((d, i) => {
+    if (buses.get(d.bus)?.type !== 'firmata') return;
+    if (boards.has(d.bus)) out.push({ path: `devices[${i}].bus`, message: `bus ${d.bus} already has its board (devices[${boards.get(d.bus)}]); one firmata-io device per firmata bus` });
+    else boards.set(d.bus, i);
   });
   // two devices with one unit id on one bus collide
   const units = new Map<string, number>();
@@ -210,9 +246,13 @@ function crossCheck(c: Config, warnings: ConfigIssue[]): ConfigIssue[] {
       out.push({ path: `${where}.device`, message: `no device "${ref.device}"; devices are ${[...defs.keys()].join(', ') || '(none)'}` });
       return;
     }
-    const b = def.kind === 'modbus' ? def[bank] : undefined;
-    if (!b) out.push({ path: `${where}.device`, message: `${ref.device} (${def.name}) has no ${bank === 'coils' ? 'relay outputs' : 'digital inputs'}` });
-    else if (ref.channel > b.count) out.push({ path: `${where}.channel`, message: `expected 1..${b.count}, got ${ref.channel}` });
+    const ch = channelsOf(def);
+    const usable = bank === 'coils' ? ch.outputs : ch.inputs;
+    const what = bank === 'coils' ? 'relay outputs' : 'digital inputs';
+    if (!usable.length) out.push({ path: `${where}.device`, message: `${ref.device} (${def.name}) has no ${what}` });
+    else if (def.kind === 'firmata' && !usable.includes(ref.channel))
+      out.push({ path: `${where}.channel`, message: `channel ${ref.channel} of ${ref.device} is ${ref.channel > ch.count ? 'not configured' : `an ${bank === 'coils' ? 'input' : 'relay'} pin`}; its ${what} are channels ${usable.join(', ')}` });
+    else if (ref.channel > ch.count) out.push({ path: `${where}.channel`, message: `expected 1..${ch.count}, got ${ref.channel}` });
   };
   for (const [name, o] of Object.entries(c.outputs)) {
     channelRef(`outputs.${name}`, o, 'coils');

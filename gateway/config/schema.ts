@@ -104,6 +104,17 @@ const registerSpec = z.strictObject({
   unit: z.string().optional(),
 });
 
+const pinSpec = z.strictObject({
+  pin: numIn(0, 127),
+  mode: oneOf(['relay', 'input']),
+  /** relays: NO drives the pin HIGH for on, NC drives it LOW */
+  type: oneOf(['NO', 'NC']).optional(),
+  /** inputs: the board's pull-up on (a button to ground) */
+  pullup: z.boolean().optional(),
+  /** inputs: LOW means active; default true with pullup */
+  activeLow: z.boolean().optional(),
+});
+
 export const DeviceSchema = z.strictObject({
   id,
   bus: str('a bus id'),
@@ -118,6 +129,10 @@ export const DeviceSchema = z.strictObject({
   registers: z.array(registerSpec).optional(),
   coils: numIn(1, 64).optional(),
   discreteInputs: numIn(1, 64).optional(),
+  /** firmata-io only: channel n is pins[n-1] */
+  pins: z.array(pinSpec).min(1, 'expected at least one pin').max(64).optional(),
+  /** firmata-io only: the pin of the status light */
+  statusLed: numIn(0, 127).optional(),
 });
 export type DeviceSettings = z.infer<typeof DeviceSchema>;
 

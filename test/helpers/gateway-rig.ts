@@ -4,7 +4,7 @@
  * clock shared by the simulator and the gateway runs a scenario's quarter hour in seconds.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +13,9 @@ import { pino } from 'pino';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../gateway/broker.js';
 import { resolveConfig } from '../../gateway/config/load.js';
 import { Gateway } from '../../gateway/gateway.js';
-import { loadScenario } from '../../simulator/scenario.js';
+import { loadScenario, parseScenario } from '../../simulator/scenario.js';
+import type { VirtualDevice } from '../../simulator/virtual-device.js';
+import { parse as parseYaml } from 'yaml';
 import { Simulator } from '../../simulator/simulator.js';
 import { freePort, requireTool, uniquePath, waitFor } from './system.js';
 
@@ -99,25 +101,63 @@ export function tempDir(tag: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `dustgate-${tag}-`));
 }
 
-/** The usual test site: head, relays, dio on one line, outputs and inputs as in the demo. */
-export function siteConfig(o: { bus: Record<string, unknown>; mqttUrl: string; dir: string; rules?: Record<string, unknown>; pollMs?: number; extra?: Record<string, unknown>; id?: string }) {
+/** Where the site's relays and inputs are: a Modbus relay and DI module, or an Arduino's pins. */
+export type IoKind = 'modbus' | 'firmata';
+
+/**
+ * The test Arduino: relays on pins 7, 8, 9 (channels 1–3, the camera's through an active-low
+ * module), the gate camera's contact on pin 2 with the pull-up (channel 4), the earthwork
+ * contact on pin 3 (channel 5), the status light on pin 13.
+ */
+export const BOARD_PINS = [
+  { pin: 7, mode: 'relay' },
+  { pin: 8, mode: 'relay' },
+  { pin: 9, mode: 'relay', type: 'NC' },
+  { pin: 2, mode: 'input', pullup: true },
+  { pin: 3, mode: 'input' },
+] as const;
+export const BOARD_LED = 13;
+/** Channel of each logical output and input on each kind of IO. */
+export const IO_LAYOUT = {
+  modbus: { outDevice: 'relays', inDevice: 'dio', sprinkler: 1, sweepStopSignal: 2, cameraTrigger: 3, gateCamera: 1, earthwork: 2 },
+  firmata: { outDevice: 'board', inDevice: 'board', sprinkler: 1, sweepStopSignal: 2, cameraTrigger: 3, gateCamera: 4, earthwork: 5 },
+} as const;
+
+/** The usual test site: head, relays, dio on one line (or head on the line and an Arduino), outputs and inputs as in the demo. */
+export function siteConfig(o: {
+  bus: Record<string, unknown>;
+  mqttUrl: string;
+  dir: string;
+  rules?: Record<string, unknown>;
+  pollMs?: number;
+  extra?: Record<string, unknown>;
+  id?: string;
+  io?: IoKind;
+  /** firmata: the board's serial path */
+  boardPath?: string;
+}) {
   const poll = o.pollMs ?? 100;
+  const io = o.io ?? 'modbus';
+  const L = IO_LAYOUT[io];
+  const ioDevices =
+    io === 'modbus'
+      ? [
+          { id: 'relays', bus: 'main', unit: 2, driver: 'waveshare-relay-8ch', pollMs: poll * 2 },
+          { id: 'dio', bus: 'main', unit: 3, driver: 'waveshare-di-8ch', pollMs: Math.max(50, poll / 2) },
+        ]
+      : [{ id: 'board', bus: 'io', driver: 'firmata-io', pollMs: poll * 2, pins: BOARD_PINS, statusLed: BOARD_LED }];
   return {
     gateway: { id: o.id ?? 'test-site-0001', site: { name: 'test', kind: 'construction', city: 'zhengzhou' } },
-    buses: [{ id: 'main', timeoutMs: 300, ...o.bus }],
-    devices: [
-      { id: 'head', bus: 'main', unit: 1, driver: 'cwt-weather-station', pollMs: poll },
-      { id: 'relays', bus: 'main', unit: 2, driver: 'waveshare-relay-8ch', pollMs: poll * 2 },
-      { id: 'dio', bus: 'main', unit: 3, driver: 'waveshare-di-8ch', pollMs: Math.max(50, poll / 2) },
-    ],
+    buses: [{ id: 'main', timeoutMs: 300, ...o.bus }, ...(io === 'firmata' ? [{ id: 'io', type: 'firmata', path: o.boardPath }] : [])],
+    devices: [{ id: 'head', bus: 'main', unit: 1, driver: 'cwt-weather-station', pollMs: poll }, ...ioDevices],
     outputs: {
-      sprinkler: { device: 'relays', channel: 1, kind: 'road' },
-      sweepStopSignal: { device: 'relays', channel: 2 },
-      cameraTrigger: { device: 'relays', channel: 3, pulseMs: 500 },
+      sprinkler: { device: L.outDevice, channel: L.sprinkler, kind: 'road' },
+      sweepStopSignal: { device: L.outDevice, channel: L.sweepStopSignal },
+      cameraTrigger: { device: L.outDevice, channel: L.cameraTrigger, pulseMs: 500 },
     },
     inputs: {
-      gateCamera: { device: 'dio', channel: 1, kind: 'video-trigger', debounceMs: 50 },
-      earthwork: { device: 'dio', channel: 2, kind: 'earthwork-activity' },
+      gateCamera: { device: L.inDevice, channel: L.gateCamera, kind: 'video-trigger', debounceMs: 50 },
+      earthwork: { device: L.inDevice, channel: L.earthwork, kind: 'earthwork-activity' },
     },
     rules: o.rules ?? {},
     storage: { path: path.join(o.dir, 'buffer.db'), maxMB: 64 },
@@ -128,6 +168,9 @@ export function siteConfig(o: { bus: Record<string, unknown>; mqttUrl: string; d
 }
 
 export interface InProcessRig {
+  io: IoKind;
+  /** The simulated device holding the relays (its coil log is what the gateway really switched). */
+  relays: VirtualDevice;
   sim: Simulator;
   broker: EmbeddedBroker;
   gw: Gateway;
@@ -138,24 +181,49 @@ export interface InProcessRig {
   stop(): Promise<void>;
 }
 
-/** Scenario + aedes + gateway in this process, over the serialport mock binding, on a scaled clock. */
+/**
+ * A scenario with its relay and DI modules' part played by an Arduino instead: the board takes the
+ * DI module's input values (channel 1 → the gate camera's pin, 2 → the earthwork pin).
+ */
+export function withBoard(raw: { devices: { id: string; values?: Record<string, unknown> }[] }) {
+  const dio = raw.devices.find((d) => d.id === 'dio');
+  const values: Record<string, unknown> = {};
+  if (dio?.values?.ch1 !== undefined) values[`ch${IO_LAYOUT.firmata.gateCamera}`] = dio.values.ch1;
+  if (dio?.values?.ch2 !== undefined) values[`ch${IO_LAYOUT.firmata.earthwork}`] = dio.values.ch2;
+  return {
+    ...raw,
+    devices: [
+      ...raw.devices.filter((d) => d.id !== 'dio' && d.id !== 'relays'),
+      { id: 'board', driver: 'firmata-io', line: 'io', pins: BOARD_PINS, statusLed: BOARD_LED, values },
+    ],
+  };
+}
+
+/** Scenario + aedes + gateway in this process, over the serialport mock binding (and a virtual Arduino), on a scaled clock. */
 export async function startInProcess(
   scenario: string,
-  o: { factor: number; rules?: Record<string, unknown>; pollMs?: number; startMs?: number; extra?: Record<string, unknown>; beforeStart?: (sim: Simulator) => void },
+  o: { factor: number; rules?: Record<string, unknown>; pollMs?: number; startMs?: number; extra?: Record<string, unknown>; beforeStart?: (sim: Simulator) => void; io?: IoKind },
 ): Promise<InProcessRig> {
+  const io = o.io ?? 'modbus';
   const now = scaledClock(o.factor, o.startMs);
-  const sim = new Simulator(loadScenario(path.join(ROOT, 'seeds/scenarios', `${scenario}.yaml`)), { nowMs: now, wireTime: false });
+  const file = path.join(ROOT, 'seeds/scenarios', `${scenario}.yaml`);
+  const sc = io === 'firmata' ? parseScenario(withBoard(parseYaml(readFileSync(file, 'utf8'))), file) : loadScenario(file);
+  const sim = new Simulator(sc, { nowMs: now, wireTime: false });
   const portPath = uniquePath('gw');
   sim.serveMock(portPath, 'main');
+  const boardPath = uniquePath('acm');
+  if (io === 'firmata') sim.serveFirmata(boardPath, 'io');
   const broker = await startEmbeddedBroker('127.0.0.1', 0);
   const url = `mqtt://127.0.0.1:${broker.port}`;
   const sub = await Subscriber.connect(url);
   const dir = tempDir(scenario);
-  const loaded = resolveConfig(siteConfig({ bus: { type: 'rtu', path: portPath, baudRate: 9600 }, mqttUrl: url, dir, rules: o.rules, pollMs: o.pollMs, extra: o.extra }));
+  const loaded = resolveConfig(siteConfig({ bus: { type: 'rtu', path: portPath, baudRate: 9600 }, mqttUrl: url, dir, rules: o.rules, pollMs: o.pollMs, extra: o.extra, io, boardPath }));
   o.beforeStart?.(sim);
-  const gw = new Gateway({ loaded, now, binding: sim.binding, logger: pino({ level: 'error' }), tickMs: 50 });
+  const gw = new Gateway({ loaded, now, binding: sim.binding, firmataIo: sim.firmataIo, logger: pino({ level: 'error' }), tickMs: 50, reopenMaxMs: io === 'firmata' ? 500 : undefined });
   await gw.start();
   return {
+    io,
+    relays: sim.device(IO_LAYOUT[io].outDevice)!,
     sim,
     broker,
     gw,

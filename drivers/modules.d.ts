@@ -1,0 +1,3 @@
+/** Packages without type declarations: only what this project touches is used, through casts. */
+declare module 'firmata';
+declare module 'mock-firmata';

@@ -1,0 +1,235 @@
+/**
+ * A virtual Arduino running StandardFirmata, for the gateway's Firmata bus: a `mock-firmata` IO
+ * whose pins behave like the board's. Relay pins written by the gateway switch the virtual
+ * device's channels (kept in its coil log, in logical on/off); input pins follow the scenario
+ * (or a hand-made press with contact bounce) and are reported to the gateway on change, as
+ * StandardFirmata reports digital ports; pin state queries answer with the level last written.
+ * Every pin write is logged with its time, so a test can read the status light's pattern.
+ * Unplugging emits `disconnect` on the IO, drops the relays (the board loses power) and refuses
+ * to connect until plugged back.
+ */
+import { createRequire } from 'node:module';
+import type { EventEmitter } from 'node:events';
+import { inputLevel, logicalOf } from '../drivers/devices/firmata-io.js';
+import { channelMetric } from '../drivers/devices/helpers.js';
+import type { FirmataDeviceDefinition, PinSpec } from '../drivers/devices/types.js';
+import type { FirmataIo } from '../drivers/firmata.js';
+import type { SimClock } from './serial-slave.js';
+import type { VirtualDevice } from './virtual-device.js';
+
+const require = createRequire(import.meta.url);
+
+interface MockPin {
+  supportedModes: number[];
+  mode: number;
+  value: number;
+  report: number;
+  analogChannel: number;
+  state?: number;
+}
+interface MockFirmataModule {
+  Firmata: new (opts?: { pins?: MockPin[] }) => FirmataIo & EventEmitter;
+  Pins: { UNO: MockPin[] };
+}
+let mock: MockFirmataModule | undefined;
+/** mock-firmata is a test tool (a devDependency): loaded only when a virtual board is served. */
+function mockFirmata(): MockFirmataModule {
+  try {
+    mock ??= require('mock-firmata') as MockFirmataModule;
+  } catch {
+    throw new Error('the virtual Firmata board needs the dev dependency mock-firmata: run npm ci (without --omit=dev)');
+  }
+  return mock;
+}
+
+export interface PinWrite {
+  /** Scenario seconds. */
+  t: number;
+  /** Wall-clock ms of the simulator's clock (the gateway's clock in tests). */
+  wallMs: number;
+  /** Real ms (performance.now()), for blink rates. */
+  realMs: number;
+  pin: number;
+  value: number;
+}
+
+export interface VirtualBoardOptions {
+  /** How often input pins are compared with the scenario, real ms. */
+  watchMs?: number;
+}
+
+export class VirtualBoard {
+  readonly pinLog: PinWrite[] = [];
+  readonly stats = { connects: 0, disconnects: 0, refused: 0, queries: 0 };
+  private io: (FirmataIo & EventEmitter) | undefined;
+  private levels = new Map<number, number>();
+  private listeners = new Map<number, ((v: number) => void)[]>();
+  /** Input levels set by hand (a press in progress), winning over the scenario. */
+  private manual = new Map<number, number>();
+  private watch: NodeJS.Timeout | undefined;
+  unplugged = false;
+  /** Unplugged by a `disconnect` fault (plugged back when it ends), not by hand. */
+  faultUnplug = false;
+  readonly def: FirmataDeviceDefinition;
+
+  constructor(
+    readonly device: VirtualDevice,
+    private readonly clock: SimClock,
+    private readonly opts: VirtualBoardOptions = {},
+  ) {
+    if (device.definition.kind !== 'firmata') throw new Error(`${device.id} is not a firmata-io device`);
+    this.def = device.definition;
+  }
+
+  get connected(): boolean {
+    return !!this.io;
+  }
+
+  private channelOf(pin: number): { ch: number; spec: PinSpec } | undefined {
+    const i = this.def.pins.findIndex((p) => p.pin === pin);
+    return i < 0 ? undefined : { ch: i + 1, spec: this.def.pins[i]! };
+  }
+
+  /** The gateway opens the port: a fresh board (pins as after a reset), ready a moment later. */
+  connect(): FirmataIo {
+    if (this.unplugged) {
+      this.stats.refused++;
+      throw new Error('no such device (the board is unplugged)');
+    }
+    this.drop();
+    const { Firmata, Pins } = mockFirmata();
+    const io = new Firmata({ pins: Pins.UNO.map((p) => ({ ...p, supportedModes: [...p.supportedModes] })) });
+    this.levels.clear();
+    this.listeners.clear();
+    const record = (pin: number, value: number) => {
+      const { t, wallMs } = this.clock.now();
+      this.pinLog.push({ t, wallMs, realMs: performance.now(), pin, value });
+      if (this.pinLog.length > 20_000) this.pinLog.shift();
+      this.levels.set(pin, value);
+      const c = this.channelOf(pin);
+      if (c?.spec.mode === 'relay') this.device.switchChannel(c.ch, logicalOf(c.spec, value) === 1, t);
+    };
+    Object.assign(io, {
+      pinMode: (pin: number, mode: number) => {
+        const p = io.pins[pin];
+        if (p) p.mode = mode;
+      },
+      digitalWrite: (pin: number, value: number) => record(pin, value ? 1 : 0),
+      analogWrite: (pin: number, value: number) => record(pin, value),
+      digitalRead: (pin: number, cb: (v: number) => void) => {
+        const list = this.listeners.get(pin) ?? [];
+        list.push(cb);
+        this.listeners.set(pin, list);
+        // StandardFirmata reports the port as soon as reporting is switched on
+        const level = this.inputLevelNow(pin);
+        this.levels.set(pin, level);
+        setImmediate(() => cb(level));
+      },
+      queryPinState: (pin: number, cb: () => void) => {
+        this.stats.queries++;
+        const p = io.pins[pin];
+        if (p) p.state = this.levels.get(pin) ?? 0;
+        setImmediate(cb);
+      },
+    });
+    this.io = io;
+    this.stats.connects++;
+    setImmediate(() => {
+      if (this.io !== io) return;
+      io.emit('connect');
+      io.emit('ready');
+    });
+    this.watch = setInterval(() => this.poll(), this.opts.watchMs ?? 5);
+    this.watch.unref();
+    return io;
+  }
+
+  /** The level an input pin shows now: a press by hand, else the scenario's value. */
+  private inputLevelNow(pin: number): number {
+    const m = this.manual.get(pin);
+    if (m !== undefined) return m;
+    const c = this.channelOf(pin);
+    if (!c || c.spec.mode !== 'input') return 0;
+    const { t, wallMs } = this.clock.now();
+    return inputLevel(c.spec, this.device.value(channelMetric(c.ch), t, wallMs) !== 0);
+  }
+
+  /** Report input pins whose level changed (StandardFirmata sends a port report on change). */
+  private poll(): void {
+    if (!this.io) return;
+    for (const p of this.def.pins) {
+      if (p.mode !== 'input') continue;
+      const level = this.inputLevelNow(p.pin);
+      if (level === this.levels.get(p.pin)) continue;
+      this.setLevel(p.pin, level);
+    }
+  }
+
+  private setLevel(pin: number, level: number): void {
+    this.levels.set(pin, level);
+    for (const cb of this.listeners.get(pin) ?? []) cb(level);
+  }
+
+  /**
+   * Press a button on input channel `channel` for `holdMs`, with `bounces` contact bounces (1 ms
+   * apart) at the press and at the release. Resolves when released.
+   */
+  async press(channel: number, holdMs: number, bounces = 0): Promise<void> {
+    const spec = this.def.pins[channel - 1];
+    if (!spec || spec.mode !== 'input') throw new Error(`channel ${channel} of ${this.device.id} is not an input`);
+    const active = inputLevel(spec, true);
+    const idle = inputLevel(spec, false);
+    const level = (v: number) => {
+      this.manual.set(spec.pin, v);
+      this.setLevel(spec.pin, v);
+    };
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const edge = async (to: number, from: number) => {
+      for (let i = 0; i < bounces; i++) {
+        level(to);
+        await sleep(1);
+        level(from);
+        await sleep(1);
+      }
+      level(to);
+    };
+    await edge(active, idle);
+    await sleep(holdMs);
+    await edge(idle, active);
+    this.manual.delete(spec.pin);
+  }
+
+  /** The level a pin was last driven to (or reads), or undefined. */
+  level(pin: number): number | undefined {
+    return this.levels.get(pin);
+  }
+
+  private drop(): void {
+    if (this.watch) clearInterval(this.watch);
+    this.watch = undefined;
+    this.io = undefined;
+  }
+
+  /** Pull the USB cable: the IO says `disconnect`, the board loses power (relays drop out). */
+  unplug(): void {
+    if (this.unplugged) return;
+    this.unplugged = true;
+    const io = this.io;
+    this.drop();
+    this.def.pins.forEach((p, i) => {
+      if (p.mode === 'relay') this.device.overrides[channelMetric(i + 1)] = 0;
+    });
+    if (io) {
+      this.stats.disconnects++;
+      io.emit('disconnect');
+    }
+  }
+
+  replug(): void {
+    this.unplugged = false;
+  }
+
+  stop(): void {
+    this.drop();
+  }
+}
