@@ -160,7 +160,10 @@ export class FirmataBus extends EventEmitter {
     const ctx = { bus: this.id };
     return new Promise<FiveBoard>((resolve, reject) => {
       const BoardCtor = five.Board as unknown as new (o: object) => FiveBoard;
-      const board = new BoardCtor({ io, repl: false, debug: false, sigint: false, timeout: this.opts.readyTimeoutMs ?? 10_000 });
+      const board = new BoardCtor({ io, repl: false, debug: false, sigint: false, timeout: (this.opts.readyTimeoutMs ?? 10_000) + 1000 });
+      // johnny-five reports through 'error' (its own connect timeout among them): an unheard
+      // 'error' would end the process, so one listener stays for the board's whole life
+      board.on('error', () => undefined);
       const fail = (why: string) => {
         cleanup();
         this.teardown(board);
@@ -213,6 +216,8 @@ export class FirmataBus extends EventEmitter {
 
   /** Forget a board: out of johnny-five's registry, its port closed. */
   private teardown(board: FiveBoard): void {
+    const timer = (board as unknown as { timer?: NodeJS.Timeout }).timer;
+    if (timer) clearTimeout(timer);
     void loadFive().then((five) => {
       const cache = (five.Board as unknown as { cache: unknown[] }).cache;
       const i = cache.indexOf(board);

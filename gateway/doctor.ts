@@ -11,6 +11,7 @@ import { Bus } from '../drivers/bus.js';
 import { DeviceClient } from '../drivers/device.js';
 import { isDriverError } from '../drivers/errors.js';
 import { ConfigError, definitionOf, loadConfigFile } from './config/load.js';
+import { FirmataBus, FirmataDevice } from '../drivers/firmata.js';
 import type { Config } from './config/schema.js';
 
 export interface Check {
@@ -71,6 +72,10 @@ async function deviceChecks(c: Config, timeoutMs: number): Promise<Check[]> {
       }
     }
     for (const d of c.devices) {
+      if (d.driver === 'firmata-io') {
+        out.push(await boardCheck(c, d, timeoutMs));
+        continue;
+      }
       const bus = buses.get(d.bus);
       if (!bus || bus.line.state !== 'open') {
         out.push({ name: `device ${d.id}`, ok: false, detail: `not tried: bus ${d.bus} is not open` });
@@ -105,6 +110,41 @@ async function deviceChecks(c: Config, timeoutMs: number): Promise<Check[]> {
     for (const b of buses.values()) await b.stop();
   }
   return out;
+}
+
+/** A Firmata board: open it through johnny-five, wait for StandardFirmata, read every pin once. */
+async function boardCheck(c: Config, d: Config['devices'][number], timeoutMs: number): Promise<Check> {
+  const b = c.buses.find((x) => x.id === d.bus);
+  if (!b || b.type !== 'firmata') return { name: `device ${d.id}`, ok: false, detail: `not tried: bus ${d.bus} is not a firmata bus` };
+  const def = definitionOf(d);
+  if (def.kind !== 'firmata') return { name: `device ${d.id}`, ok: false, detail: 'not a firmata-io device' };
+  // an Uno resets when its port opens and needs ~2 s before StandardFirmata answers
+  const readyMs = Math.max(timeoutMs * 2, 6000);
+  const bus = new FirmataBus(b, { readyTimeoutMs: readyMs });
+  const dev = new FirmataDevice(bus, def, { id: d.id, timeoutMs: d.timeoutMs ?? timeoutMs });
+  try {
+    await bus.start();
+    if (!bus.isOpen) {
+      const msg = bus.lastOpenError?.message ?? 'no answer';
+      return {
+        name: `device ${d.id}`,
+        ok: false,
+        detail: `firmata-io on ${b.path}: ${msg}`,
+        fix: /StandardFirmata/.test(msg)
+          ? 'the board does not speak Firmata: upload StandardFirmata to it (Arduino IDE: File → Examples → Firmata → StandardFirmata)'
+          : 'check the board is plugged in and that no other program (a running gateway, the Arduino IDE) holds the port',
+      };
+    }
+    const values = await dev.read();
+    const shown = Object.entries(values)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    return { name: `device ${d.id}`, ok: true, detail: `firmata-io on ${b.path}: StandardFirmata ready, ${def.pins.length} pins: ${shown}` };
+  } catch (e) {
+    return { name: `device ${d.id}`, ok: false, detail: `firmata-io on ${b.path}: ${(e as Error).message}`, fix: 'check the wiring of the configured pins and the board\'s firmware (StandardFirmata)' };
+  } finally {
+    await bus.stop();
+  }
 }
 
 async function brokerCheck(c: Config, timeoutMs: number): Promise<Check> {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { loadScenario } from '../simulator/scenario.js';
 import { Simulator } from '../simulator/simulator.js';
+import { PtyPair } from '../simulator/pty.js';
 import { ROOT, startMosquitto, tempDir, type Mosquitto } from './helpers/gateway-rig.js';
 import { freePort, requireTool, runCommand } from './helpers/system.js';
 
@@ -66,5 +67,24 @@ describe('dustgate doctor', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(expected);
     expect(r.stdout).toMatch(/\d+ of \d+ checks failed/);
+  });
+
+  it('opens a Firmata board through johnny-five and says when the board does not speak StandardFirmata', async () => {
+    // a real pty (socat) with nothing behind it: firmata.js opens it with the native serialport binding and gets no answer
+    const pair = new PtyPair(path.join(dir, 'ttyACM-silent'));
+    await pair.start();
+    try {
+      const file = demoConfig('silent-board', (c) => {
+        c.buses.push({ id: 'io', type: 'firmata', path: pair.path });
+        c.devices.push({ id: 'board', bus: 'io', driver: 'firmata-io', pins: [{ pin: 7, mode: 'relay' }] });
+      });
+      const r = await dustgate(['doctor', '--config', file, '--timeout', '500']);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/^ok\s+port io\s+.*ttyACM-silent is there/m);
+      expect(r.stdout).toMatch(/^FAIL\s+device board\s+firmata-io on .*ttyACM-silent: .*no answer from StandardFirmata within 6 s — the board does not speak Firmata: upload StandardFirmata/m);
+      expect(r.stdout).toMatch(/^ok\s+device head/m);
+    } finally {
+      await pair.stop();
+    }
   });
 });
