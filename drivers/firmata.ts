@@ -331,7 +331,11 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
     });
     bus.on('open', (board: FiveBoard) => void this.attach(board));
     bus.on('down', (err: DriverError) => this.detach(err));
-    bus.on('closing', () => this.applyLight('off'));
+    bus.on('closing', () => {
+      this.applyLight('off');
+      this.led?.stop();
+      this.led = undefined;
+    });
     if (bus.board) void this.attach(bus.board);
   }
 
@@ -404,6 +408,7 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
     this.board = undefined;
     this.relays.clear();
     this.confirmed.clear();
+    this.led?.stop(); // its blink timer would go on writing to the old board
     this.led = undefined;
     for (const st of this.inputs.values()) {
       if (st.timer) clearTimeout(st.timer);

@@ -102,6 +102,7 @@ export class VirtualBoard {
     this.levels.clear();
     this.listeners.clear();
     const record = (pin: number, value: number) => {
+      if (this.io !== io) return; // a board that is gone hears nothing
       const { t, wallMs } = this.clock.now();
       this.pinLog.push({ t, wallMs, realMs: performance.now(), pin, value });
       if (this.pinLog.length > 20_000) this.pinLog.shift();
