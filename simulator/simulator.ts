@@ -12,6 +12,7 @@ import { ModbusTcpServer } from './tcp-server.js';
 import { PtyPair } from './pty.js';
 import { VirtualDevice } from './virtual-device.js';
 import { VirtualBoard } from './virtual-board.js';
+import { FirmataWire } from './firmata-wire.js';
 import type { FirmataIoFactory } from '../drivers/firmata.js';
 import type { SerialLink } from '../drivers/transports/link.js';
 
@@ -34,6 +35,14 @@ interface PtyEndpoint {
   faultUnplug?: boolean;
 }
 
+interface BoardPty {
+  board: VirtualBoard;
+  pair: PtyPair;
+  line: string;
+  link?: SerialLink;
+  wire?: FirmataWire;
+}
+
 const MockBinding = SerialPortMock.binding;
 
 export class Simulator {
@@ -46,6 +55,8 @@ export class Simulator {
   private readonly mockLines = new Map<string, string>();
   /** Virtual Firmata boards by serial path. */
   private readonly boards = new Map<string, VirtualBoard>();
+  /** Virtual boards speaking StandardFirmata on a pty. */
+  private readonly boardPtys: BoardPty[] = [];
   private control: ControlApi | undefined;
   private faultTimer: NodeJS.Timeout | undefined;
 
@@ -193,6 +204,7 @@ export class Simulator {
   /** Make the pty of `line` vanish, as a pulled USB adapter does. */
   async unplug(line = 'main'): Promise<void> {
     for (const b of this.boards.values()) if (b.device.line === line) b.unplug();
+    for (const ep of this.boardPtys) if (ep.line === line && ep.wire) await this.unplugBoardPty(ep);
     for (const ep of this.ptys.filter((e) => e.line === line && !e.unplugged)) await this.unplugEndpoint(ep);
     for (const s of this.tcpServers) s.dropConnections();
   }
@@ -200,6 +212,7 @@ export class Simulator {
   /** Bring an unplugged pty back under the same path. */
   async replug(line = 'main'): Promise<void> {
     for (const b of this.boards.values()) if (b.device.line === line) b.replug();
+    for (const ep of this.boardPtys) if (ep.line === line && !ep.wire) await this.plugBoardPty(ep);
     for (const ep of this.ptys.filter((e) => e.line === line && e.unplugged)) await this.plugPty(ep);
   }
 
@@ -222,9 +235,43 @@ export class Simulator {
     return board;
   }
 
+  /**
+   * Serve the firmata-io device on `line` as a board speaking StandardFirmata on a real pty at
+   * `path` (needs socat): the gateway opens it as it opens a real Arduino.
+   */
+  async serveFirmataPty(path: string, line = 'io'): Promise<VirtualBoard> {
+    const dev = this.devicesOn(line).find((d) => d.definition.kind === 'firmata');
+    if (!dev) throw new Error(`no firmata-io device on line "${line}" in this scenario`);
+    const board = this.board(dev.id) ?? new VirtualBoard(dev, this.clock);
+    const ep: BoardPty = { board, pair: new PtyPair(path), line };
+    this.boardPtys.push(ep);
+    await this.plugBoardPty(ep);
+    this.startFaultWatch();
+    return board;
+  }
+
+  private async plugBoardPty(ep: BoardPty): Promise<void> {
+    ep.board.replug();
+    await ep.pair.start();
+    const link = await ep.pair.openSimEnd(57_600);
+    const wire = new FirmataWire(ep.board, (d) => void link.write(d).catch(() => undefined));
+    link.on('data', (d) => wire.receive(d));
+    ep.link = link;
+    ep.wire = wire;
+  }
+
+  private async unplugBoardPty(ep: BoardPty): Promise<void> {
+    ep.wire?.close();
+    ep.wire = undefined;
+    ep.board.unplug();
+    await ep.link?.close().catch(() => undefined);
+    ep.link = undefined;
+    await ep.pair.stop();
+  }
+
   /** The virtual board of device `id`. */
   board(id: string): VirtualBoard | undefined {
-    return [...this.boards.values()].find((b) => b.device.id === id);
+    return [...this.boards.values(), ...this.boardPtys.map((e) => e.board)].find((b) => b.device.id === id);
   }
 
   /** An IO factory for FirmataBus: opens the virtual board served at a path. */
@@ -295,6 +342,16 @@ export class Simulator {
         work.push(this.plugPty(ep));
       }
     }
+    for (const ep of this.boardPtys) {
+      const wantDown = ep.board.device.activeFaults(t).some((f) => f.kind === 'disconnect');
+      if (wantDown && ep.wire) {
+        ep.board.faultUnplug = true;
+        work.push(this.unplugBoardPty(ep));
+      } else if (!wantDown && !ep.wire && ep.board.faultUnplug) {
+        ep.board.faultUnplug = false;
+        work.push(this.plugBoardPty(ep));
+      }
+    }
     for (const b of this.boards.values()) {
       const wantDown = b.device.activeFaults(t).some((f) => f.kind === 'disconnect');
       if (wantDown && !b.unplugged) {
@@ -319,6 +376,12 @@ export class Simulator {
     this.faultTimer = undefined;
     await this.control?.stop();
     for (const b of this.boards.values()) b.stop();
+    for (const ep of this.boardPtys) {
+      ep.wire?.close();
+      ep.board.stop();
+      await ep.link?.close().catch(() => undefined);
+      await ep.pair.stop();
+    }
     await Promise.all(this.tcpServers.map((s) => s.stop()));
     for (const ep of this.ptys) {
       ep.slave?.reset();

@@ -63,7 +63,7 @@ export class VirtualBoard {
   readonly stats = { connects: 0, disconnects: 0, refused: 0, queries: 0 };
   private io: (FirmataIo & EventEmitter) | undefined;
   private levels = new Map<number, number>();
-  private listeners = new Map<number, ((v: number) => void)[]>();
+  private subscribers = new Set<(pin: number, level: number) => void>();
   /** Input levels set by hand (a press in progress), winning over the scenario. */
   private manual = new Map<number, number>();
   private watch: NodeJS.Timeout | undefined;
@@ -82,7 +82,7 @@ export class VirtualBoard {
   }
 
   get connected(): boolean {
-    return !!this.io;
+    return !!this.watch;
   }
 
   private channelOf(pin: number): { ch: number; spec: PinSpec } | undefined {
@@ -90,58 +90,84 @@ export class VirtualBoard {
     return i < 0 ? undefined : { ch: i + 1, spec: this.def.pins[i]! };
   }
 
-  /** The gateway opens the port: a fresh board (pins as after a reset), ready a moment later. */
-  connect(): FirmataIo {
+  /** A pin written by the gateway (through either IO): logged; a relay pin switches its channel. */
+  writePin(pin: number, value: number): void {
+    const { t, wallMs } = this.clock.now();
+    this.pinLog.push({ t, wallMs, realMs: performance.now(), pin, value });
+    if (this.pinLog.length > 20_000) this.pinLog.shift();
+    this.levels.set(pin, value);
+    const c = this.channelOf(pin);
+    if (c?.spec.mode === 'relay') this.device.switchChannel(c.ch, logicalOf(c.spec, value) === 1, t);
+  }
+
+  /** What a pin-state query answers: the level last written (outputs) or read (inputs). */
+  pinState(pin: number): number {
+    return this.levels.get(pin) ?? 0;
+  }
+
+  /** The level an input pin reads now (and remember it as reported). */
+  readInput(pin: number): number {
+    const level = this.inputLevelNow(pin);
+    this.levels.set(pin, level);
+    return level;
+  }
+
+  /** Be told of every input pin whose level changes (a session of either IO); returns the unsubscribe. */
+  onInput(cb: (pin: number, level: number) => void): () => void {
+    this.subscribers.add(cb);
+    return () => this.subscribers.delete(cb);
+  }
+
+  /** A new session (the port opened, the board reset): pins as after a reset, input watch on. */
+  beginSession(): void {
     if (this.unplugged) {
       this.stats.refused++;
       throw new Error('no such device (the board is unplugged)');
     }
     this.drop();
+    this.levels.clear();
+    this.subscribers.clear();
+    this.stats.connects++;
+    this.watch = setInterval(() => this.poll(), this.opts.watchMs ?? 5);
+    this.watch.unref();
+  }
+
+  /** The gateway opens the port through mock-firmata: a fresh board, ready a moment later. */
+  connect(): FirmataIo {
+    this.beginSession();
     const { Firmata, Pins } = mockFirmata();
     const io = new Firmata({ pins: Pins.UNO.map((p) => ({ ...p, supportedModes: [...p.supportedModes] })) });
-    this.levels.clear();
-    this.listeners.clear();
-    const record = (pin: number, value: number) => {
-      if (this.io !== io) return; // a board that is gone hears nothing
-      const { t, wallMs } = this.clock.now();
-      this.pinLog.push({ t, wallMs, realMs: performance.now(), pin, value });
-      if (this.pinLog.length > 20_000) this.pinLog.shift();
-      this.levels.set(pin, value);
-      const c = this.channelOf(pin);
-      if (c?.spec.mode === 'relay') this.device.switchChannel(c.ch, logicalOf(c.spec, value) === 1, t);
-    };
+    const live = () => this.io === io; // a board that is gone hears nothing
+    const listeners = new Map<number, ((v: number) => void)[]>();
+    this.onInput((pin, level) => {
+      for (const cb of listeners.get(pin) ?? []) cb(level);
+    });
     Object.assign(io, {
       pinMode: (pin: number, mode: number) => {
         const p = io.pins[pin];
         if (p) p.mode = mode;
       },
-      digitalWrite: (pin: number, value: number) => record(pin, value ? 1 : 0),
-      analogWrite: (pin: number, value: number) => record(pin, value),
+      digitalWrite: (pin: number, value: number) => live() && this.writePin(pin, value ? 1 : 0),
+      analogWrite: (pin: number, value: number) => live() && this.writePin(pin, value),
       digitalRead: (pin: number, cb: (v: number) => void) => {
-        const list = this.listeners.get(pin) ?? [];
-        list.push(cb);
-        this.listeners.set(pin, list);
+        listeners.set(pin, [...(listeners.get(pin) ?? []), cb]);
         // StandardFirmata reports the port as soon as reporting is switched on
-        const level = this.inputLevelNow(pin);
-        this.levels.set(pin, level);
+        const level = this.readInput(pin);
         setImmediate(() => cb(level));
       },
       queryPinState: (pin: number, cb: () => void) => {
         this.stats.queries++;
         const p = io.pins[pin];
-        if (p) p.state = this.levels.get(pin) ?? 0;
+        if (p) p.state = this.pinState(pin);
         setImmediate(cb);
       },
     });
     this.io = io;
-    this.stats.connects++;
     setImmediate(() => {
-      if (this.io !== io) return;
+      if (!live()) return;
       io.emit('connect');
       io.emit('ready');
     });
-    this.watch = setInterval(() => this.poll(), this.opts.watchMs ?? 5);
-    this.watch.unref();
     return io;
   }
 
@@ -157,7 +183,7 @@ export class VirtualBoard {
 
   /** Report input pins whose level changed (StandardFirmata sends a port report on change). */
   private poll(): void {
-    if (!this.io) return;
+    if (!this.watch) return;
     for (const p of this.def.pins) {
       if (p.mode !== 'input') continue;
       const level = this.inputLevelNow(p.pin);
@@ -168,7 +194,7 @@ export class VirtualBoard {
 
   private setLevel(pin: number, level: number): void {
     this.levels.set(pin, level);
-    for (const cb of this.listeners.get(pin) ?? []) cb(level);
+    for (const cb of this.subscribers) cb(pin, level);
   }
 
   /**
@@ -209,21 +235,20 @@ export class VirtualBoard {
     if (this.watch) clearInterval(this.watch);
     this.watch = undefined;
     this.io = undefined;
+    this.subscribers.clear();
   }
 
-  /** Pull the USB cable: the IO says `disconnect`, the board loses power (relays drop out). */
+  /** Pull the USB cable: the IO says `disconnect` (a pty vanishes), the board loses power (relays drop out). */
   unplug(): void {
     if (this.unplugged) return;
     this.unplugged = true;
     const io = this.io;
+    if (this.watch) this.stats.disconnects++;
     this.drop();
     this.def.pins.forEach((p, i) => {
       if (p.mode === 'relay') this.device.overrides[channelMetric(i + 1)] = 0;
     });
-    if (io) {
-      this.stats.disconnects++;
-      io.emit('disconnect');
-    }
+    io?.emit('disconnect');
   }
 
   replug(): void {

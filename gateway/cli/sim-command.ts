@@ -38,8 +38,14 @@ export async function startSimulator(o: SimOpts): Promise<{ sim: Simulator; wher
     }
     for (const p of o.pty ?? []) {
       const { line, path } = parsePty(p);
-      await sim.servePty(path, line);
-      where[`pty:${line}`] = path;
+      // a line holding a firmata-io device is an Arduino: it speaks StandardFirmata, not Modbus
+      if (sim.devicesOn(line).some((d) => d.definition.kind === 'firmata')) {
+        await sim.serveFirmataPty(path, line);
+        where[`firmata:${line}`] = path;
+      } else {
+        await sim.servePty(path, line);
+        where[`pty:${line}`] = path;
+      }
     }
     if (o.control) {
       const { host, port } = parseHostPort(o.control, '--control');
@@ -60,10 +66,13 @@ export function registerSimCommand(program: Command): void {
     .requiredOption('--scenario <file>', 'scenario YAML (see seeds/scenarios/)')
     .option('--tcp <host:port>', 'serve every Modbus device over Modbus TCP')
     .option('--rtu-over-tcp <host:port>', 'serve line "main" as a transparent serial server (RTU frames over TCP)')
-    .option('--pty <[line=]path>', 'serve a line on a pseudo-terminal at PATH (needs socat); repeatable', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--pty <[line=]path>', 'serve a line on a pseudo-terminal at PATH (needs socat); a line with a firmata-io device speaks StandardFirmata; repeatable', (v: string, acc: string[] = []) => [...acc, v])
     .option('--control <host:port>', 'control API (GET /devices, PUT /devices/:id/values, PUT /devices/:id/faults)', '127.0.0.1:8081')
     .option('--no-wire-time', 'answer serial requests at once instead of after the real wire time')
-    .addHelpText('after', '\nExample:\n  dustgate sim --scenario seeds/scenarios/demo.yaml --tcp 127.0.0.1:1502 --pty /tmp/dustgate-rtu\n')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  dustgate sim --scenario seeds/scenarios/demo.yaml --tcp 127.0.0.1:1502 --pty /tmp/dustgate-rtu\n  dustgate sim --scenario seeds/scenarios/small-site-arduino.yaml --pty main=/tmp/dustgate-rtu --pty io=/tmp/dustgate-acm0\n',
+    )
     .action(
       action(async (o: SimOpts) => {
         if (!o.tcp && !o.pty?.length && !o.rtuOverTcp) o.tcp = '127.0.0.1:1502';

@@ -169,6 +169,8 @@ export function siteConfig(o: {
 
 export interface InProcessRig {
   io: IoKind;
+  /** firmata: the board's serial path */
+  boardPath: string;
   /** The simulated device holding the relays (its coil log is what the gateway really switched). */
   relays: VirtualDevice;
   sim: Simulator;
@@ -202,7 +204,17 @@ export function withBoard(raw: { devices: { id: string; values?: Record<string, 
 /** Scenario + aedes + gateway in this process, over the serialport mock binding (and a virtual Arduino), on a scaled clock. */
 export async function startInProcess(
   scenario: string,
-  o: { factor: number; rules?: Record<string, unknown>; pollMs?: number; startMs?: number; extra?: Record<string, unknown>; beforeStart?: (sim: Simulator) => void; io?: IoKind },
+  o: {
+    factor: number;
+    rules?: Record<string, unknown>;
+    pollMs?: number;
+    startMs?: number;
+    extra?: Record<string, unknown>;
+    beforeStart?: (sim: Simulator) => void;
+    io?: IoKind;
+    /** firmata: serve the board speaking StandardFirmata on a real pty, opened as a real Arduino is (firmata.js, native serialport) */
+    boardOnPty?: boolean;
+  },
 ): Promise<InProcessRig> {
   const io = o.io ?? 'modbus';
   const now = scaledClock(o.factor, o.startMs);
@@ -211,18 +223,22 @@ export async function startInProcess(
   const sim = new Simulator(sc, { nowMs: now, wireTime: false });
   const portPath = uniquePath('gw');
   sim.serveMock(portPath, 'main');
-  const boardPath = uniquePath('acm');
-  if (io === 'firmata') sim.serveFirmata(boardPath, 'io');
+  const boardPath = o.boardOnPty ? path.join(tempDir('acm'), 'ttyACM0') : uniquePath('acm');
+  if (io === 'firmata') {
+    if (o.boardOnPty) await sim.serveFirmataPty(boardPath, 'io');
+    else sim.serveFirmata(boardPath, 'io');
+  }
   const broker = await startEmbeddedBroker('127.0.0.1', 0);
   const url = `mqtt://127.0.0.1:${broker.port}`;
   const sub = await Subscriber.connect(url);
   const dir = tempDir(scenario);
   const loaded = resolveConfig(siteConfig({ bus: { type: 'rtu', path: portPath, baudRate: 9600 }, mqttUrl: url, dir, rules: o.rules, pollMs: o.pollMs, extra: o.extra, io, boardPath }));
   o.beforeStart?.(sim);
-  const gw = new Gateway({ loaded, now, binding: sim.binding, firmataIo: sim.firmataIo, logger: pino({ level: 'error' }), tickMs: 50, reopenMaxMs: io === 'firmata' ? 500 : undefined });
+  const gw = new Gateway({ loaded, now, binding: sim.binding, firmataIo: o.boardOnPty ? undefined : sim.firmataIo, logger: pino({ level: 'error' }), tickMs: 50, reopenMaxMs: io === 'firmata' ? 500 : undefined });
   await gw.start();
   return {
     io,
+    boardPath,
     relays: sim.device(IO_LAYOUT[io].outDevice)!,
     sim,
     broker,
