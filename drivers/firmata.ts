@@ -93,6 +93,11 @@ export class FirmataBus extends EventEmitter {
   private opening: Promise<void> | undefined;
   lastOpenError: DriverError | undefined;
   readonly counters = { opens: 0, closes: 0, openFailures: 0 };
+  /**
+   * The state each relay pin should be in (logical on/off), as last asked for: the board's, not a
+   * device's, so it outlives a config change (a new device on this bus) and an unplugged board.
+   */
+  readonly relayWanted = new Map<number, boolean>();
 
   constructor(
     readonly config: FirmataBusConfig,
@@ -310,8 +315,6 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
   private relays = new Map<number, RelayLike>();
   private led: LedLike | undefined;
   private light: LightPattern = 'off';
-  /** Logical state each relay channel should have: what was last written, re-applied on reconnect. */
-  private readonly desired = new Map<number, boolean>();
   /** Logical state each relay channel was last confirmed in. */
   private readonly confirmed = new Map<number, 0 | 1>();
   private readonly inputs = new Map<number, InputState>();
@@ -329,13 +332,9 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
     definition.pins.forEach((p, i) => {
       if (p.mode === 'input') this.inputs.set(i + 1, { raw: 0, stable: 0, pendingSince: null, timer: undefined });
     });
-    bus.on('open', (board: FiveBoard) => void this.attach(board));
-    bus.on('down', (err: DriverError) => this.detach(err));
-    bus.on('closing', () => {
-      this.applyLight('off');
-      this.led?.stop();
-      this.led = undefined;
-    });
+    bus.on('open', this.onOpen);
+    bus.on('down', this.onDown);
+    bus.on('closing', this.onClosing);
     if (bus.board) void this.attach(bus.board);
   }
 
@@ -345,6 +344,32 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
 
   private get ctx() {
     return { device: this.id, bus: this.bus.id };
+  }
+
+  private readonly onOpen = (board: FiveBoard) => void this.attach(board);
+  private readonly onDown = (err: DriverError) => this.detach(err);
+  private readonly onClosing = () => {
+    this.applyLight('off');
+    this.led?.stop();
+    this.led = undefined;
+  };
+  private disposed = false;
+  private readRegistrations: { pin: number; cb: (v: number) => void }[] = [];
+
+  /**
+   * Let go of the board without closing it: a new config's device takes it over (the board is
+   * not reopened, so an Arduino does not reset and no relay drops out).
+   */
+  dispose(): void {
+    this.disposed = true;
+    this.bus.off('open', this.onOpen).off('down', this.onDown).off('closing', this.onClosing);
+    this.led?.stop();
+    this.led = undefined;
+    for (const st of this.inputs.values()) if (st.timer) clearTimeout(st.timer);
+    const io = this.board?.io;
+    for (const r of this.readRegistrations) io?.removeListener(`digital-read-${r.pin}`, r.cb);
+    this.readRegistrations = [];
+    this.board = undefined;
   }
 
   /** Like a Modbus device: pollMs while online, doubling per miss while offline, up to 60 s. */
@@ -365,7 +390,9 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
   /** The board is (back) up: set every pin up, put the relays where they should be, go online. */
   private async attach(board: FiveBoard): Promise<void> {
     const five = await loadFive();
+    if (this.disposed) return;
     this.board = board;
+    this.readRegistrations = [];
     const io = board.io;
     const RelayCtor = five.Relay as unknown as new (o: object) => RelayLike;
     const LedCtor = five.Led as unknown as new (o: object) => LedLike;
@@ -377,7 +404,7 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
         board.pinMode(p.pin, io.MODES.OUTPUT!);
         const relay = new RelayCtor({ pin: p.pin, type: p.type, board });
         this.relays.set(ch, relay);
-        const on = this.desired.get(ch) ?? false;
+        const on = this.bus.relayWanted.get(p.pin) ?? false;
         if (on) relay.close();
         else relay.open();
         this.confirmed.set(ch, on ? 1 : 0);
@@ -392,7 +419,9 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
         // the level before any report: idle (not pressed)
         st.raw = st.stable = 0;
         st.pendingSince = null;
-        board.digitalRead(p.pin, (level: number) => this.onInputLevel(ch, p, level));
+        const cb = (level: number) => this.onInputLevel(ch, p, level);
+        this.readRegistrations.push({ pin: p.pin, cb });
+        board.digitalRead(p.pin, cb);
       }
     });
     if (this.definition.statusLed !== undefined) {
@@ -462,7 +491,7 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
   /** A report from the board: debounce it; an accepted change is a reading stamped with its start. */
   private onInputLevel(ch: number, p: PinSpec, level: number): void {
     const st = this.inputs.get(ch);
-    if (!st) return;
+    if (!st || this.disposed) return;
     const raw = logicalOf(p, level);
     if (raw === st.raw) return; // firmata reports a whole port: other pins may have changed
     st.raw = raw;
@@ -549,7 +578,7 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
   async writeChannel(channel: number, on: boolean): Promise<boolean> {
     const p = this.pin(channel);
     if (p.mode !== 'relay') throw new DriverError('invalid_argument', `channel ${channel} (pin ${p.pin}) is an input, not a relay`, this.ctx);
-    this.desired.set(channel, on);
+    this.bus.relayWanted.set(p.pin, on);
     return this.counted(async () => {
       const board = this.requireBoard();
       const relay = this.relays.get(channel)!;

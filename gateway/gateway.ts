@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import type { DriverError } from '../drivers/errors.js';
 import type { BindingInterface } from '../drivers/transports/link.js';
-import type { FirmataIoFactory, LightPattern } from '../drivers/firmata.js';
+import type { FirmataBus, FirmataIoFactory, LightPattern } from '../drivers/firmata.js';
 import { ConfigError, deepMerge, redact, resolveConfig, type ConfigIssue, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
@@ -196,10 +196,10 @@ export class Gateway extends EventEmitter {
     return undefined;
   }
 
-  private buildRuntime(c: Config): Runtime {
+  private buildRuntime(c: Config, reuse?: Map<string, FirmataBus>): Runtime {
     return new Runtime(
       c,
-      { binding: this.opts.binding, firmataIo: this.opts.firmataIo, reopenMaxMs: this.opts.reopenMaxMs, now: this.now, logger: this.logger },
+      { binding: this.opts.binding, firmataIo: this.opts.firmataIo, reopenMaxMs: this.opts.reopenMaxMs, now: this.now, logger: this.logger, reuse },
       {
         onReading: (r) => this.onReading(r),
         onReadError: (id, e) => this.onReadError(id, e),
@@ -316,22 +316,30 @@ export class Gateway extends EventEmitter {
     const old = this.rt;
     const wanted = Object.fromEntries(Object.keys(next.config.outputs).map((n) => [n, this.engine.outputWanted(n)]));
     let fresh: Runtime;
+    // an open Firmata board whose bus is unchanged is handed over, not reopened (an Arduino resets on open)
+    const boards = old.firmataBuses();
     try {
-      fresh = this.buildRuntime(next.config);
+      fresh = this.buildRuntime(next.config, boards);
     } catch (e) {
       return refuse([{ path: 'buses', message: (e as Error).message }]);
     }
-    await old.close();
+    await old.close(new Set(boards.values()));
+    /** Back to the running config (its boards still open). */
+    const rollBack = async (): Promise<void> => {
+      const back = this.buildRuntime(this.config, boards);
+      this.rt = back;
+      await back.open(false);
+      back.adopt();
+      await this.closeUnused(boards, back);
+      back.poller.start();
+      void this.reassert(back, wanted);
+    };
     try {
       await fresh.open(true);
     } catch (e) {
       const issues = (e as { issues?: ConfigIssue[] }).issues ?? [{ path: '', message: (e as Error).message }];
       this.logger.warn({ requestId: meta.requestId, issues }, 'new config cannot start; rolled back');
-      const back = this.buildRuntime(this.config);
-      this.rt = back;
-      await back.open(false);
-      back.poller.start();
-      void this.reassert(back, wanted);
+      await rollBack();
       return { ...refuse(issues), rolledBack: true };
     }
     const mqttChanged = this.uplink && CONNECTION_KEYS.some((k) => JSON.stringify(next.config.mqtt[k]) !== JSON.stringify(this.config.mqtt[k]));
@@ -340,15 +348,13 @@ export class Gateway extends EventEmitter {
       if (problem) {
         this.logger.warn({ requestId: meta.requestId, problem: problem.message }, 'new broker settings failed; rolled back');
         await fresh.close();
-        const back = this.buildRuntime(this.config);
-        this.rt = back;
-        await back.open(false);
-        back.poller.start();
-        void this.reassert(back, wanted);
+        await rollBack();
         return { ...refuse([problem]), rolledBack: true };
       }
     }
     this.rt = fresh;
+    fresh.adopt();
+    await this.closeUnused(boards, fresh);
     this.loaded = { ...next, fileHash: this.loaded.fileHash };
     this.config = next.config;
     this.engine.configure({ rules: next.config.rules, outputs: next.config.outputs, inputs: engineInputs(next.config), sources: fresh.sources, timezone: next.timezone }, this.now());
@@ -359,6 +365,12 @@ export class Gateway extends EventEmitter {
     this.publishConfig();
     this.publishState();
     return { ok: true, version: this.version };
+  }
+
+  /** Close the handed-over boards that the new runtime did not take (its config dropped or changed them). */
+  private async closeUnused(boards: Map<string, FirmataBus>, rt: Runtime): Promise<void> {
+    const taken = new Set(rt.buses.values());
+    await Promise.all([...boards.values()].filter((b) => !taken.has(b)).map((b) => b.stop()));
   }
 
   /** Put the outputs of a fresh runtime in the states the rules want. */

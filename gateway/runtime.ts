@@ -53,14 +53,28 @@ export class Runtime {
   /** Devices whose readings feed a rule: metric sources and input modules. */
   readonly ruleDevices = new Set<string>();
   readonly sources: Partial<Record<Metric, string>>;
+  /** Buses taken over from the runtime this one replaces: not closed by this one until adopted. */
+  private readonly borrowed = new Set<FirmataBus>();
 
   constructor(
     readonly config: Config,
-    o: { binding?: BindingInterface; firmataIo?: FirmataIoFactory; reopenMaxMs?: number; now: () => number; logger: Logger },
+    o: {
+      binding?: BindingInterface;
+      firmataIo?: FirmataIoFactory;
+      reopenMaxMs?: number;
+      now: () => number;
+      logger: Logger;
+      /** Open Firmata buses of the runtime this one replaces, taken over when their settings are unchanged. */
+      reuse?: Map<string, FirmataBus>;
+    },
     hooks: RuntimeHooks,
   ) {
     for (const b of config.buses) {
-      if (b.type === 'firmata') this.buses.set(b.id, new FirmataBus(b, { io: o.firmataIo, reopenMaxMs: o.reopenMaxMs }));
+      const reused = b.type === 'firmata' ? o.reuse?.get(b.id) : undefined;
+      if (reused && JSON.stringify(reused.config) === JSON.stringify(b)) {
+        this.buses.set(b.id, reused);
+        this.borrowed.add(reused);
+      } else if (b.type === 'firmata') this.buses.set(b.id, new FirmataBus(b, { io: o.firmataIo, reopenMaxMs: o.reopenMaxMs }));
       else this.buses.set(b.id, new Bus(b, { binding: o.binding, reopenMaxMs: o.reopenMaxMs }));
     }
     for (const d of config.devices) {
@@ -108,9 +122,21 @@ export class Runtime {
     }
   }
 
-  async close(): Promise<void> {
+  /** The Firmata buses a replacing runtime may take over (an Arduino would reset if reopened). */
+  firmataBuses(): Map<string, FirmataBus> {
+    return new Map([...this.buses].filter((e): e is [string, FirmataBus] => e[1] instanceof FirmataBus && e[1].isOpen));
+  }
+
+  /** The borrowed buses are this runtime's now (the one it replaced is gone). */
+  adopt(): void {
+    this.borrowed.clear();
+  }
+
+  /** Stop polling and close every bus, except those in `keep` (taken over by the next runtime) and borrowed ones. */
+  async close(keep: Set<unknown> = new Set()): Promise<void> {
     await this.poller.stop();
     await this.outputs.idle();
-    await Promise.all([...this.buses.values()].map((b) => b.stop()));
+    for (const d of this.devices.values()) if (d instanceof FirmataDevice) d.dispose();
+    await Promise.all([...this.buses.values()].filter((b) => !keep.has(b) && !this.borrowed.has(b as FirmataBus)).map((b) => b.stop()));
   }
 }

@@ -115,6 +115,34 @@ describe('firmata-io outputs and connection', () => {
   });
 });
 
+describe('firmata-io across a config change', () => {
+  it('a new config takes the open board over: no reset, no relay dropping out, inputs still reported', async () => {
+    const { r, board } = await start();
+    r.sim.setValues('head', { pm10: 400 });
+    await waitFor(() => r.relays.overrides.ch1 === 1, 10_000);
+    const logBefore = r.relays.coilLog.length;
+    // a remote threshold change, and one that adds a pin to the board (its bus is unchanged)
+    const res = await r.gw.applyConfig({ patch: { rules: { dustAlarm: { pm10: { warn: 140 } } } } });
+    expect(res).toMatchObject({ ok: true });
+    const pins = [...BOARD_PINS, { pin: 4, mode: 'input' }];
+    const res2 = await r.gw.applyConfig({ patch: { devices: (r.gw.loaded.raw as { devices: { id: string }[] }).devices.map((d) => (d.id === 'board' ? { ...d, pins } : d)) } });
+    expect(res2, JSON.stringify(res2.errors)).toMatchObject({ ok: true });
+    await sleep(500);
+    expect(board.stats.connects).toBe(1); // never reopened
+    expect(r.relays.coilLog.slice(logBefore).filter((c) => c.channel === 1)).toEqual([]); // the sprinkler never dropped out
+    expect(r.relays.overrides.ch1).toBe(1);
+    expect(r.gw.devices.get('board')!.status).toBe('online');
+    // the new device hears the gate contact
+    await board.press(GATE, 120, 2);
+    await waitFor(() => r.sub.events('video_trigger').length === 1, 5000);
+    await sleep(300);
+    expect(r.sub.events('video_trigger')).toHaveLength(1);
+    // and the light is still driven (a dust alarm: fast blink)
+    const seen = await watchLight(board, 800);
+    expect(seen.writes.length).toBeGreaterThanOrEqual(4);
+  });
+});
+
 describe('status light', () => {
   it('steady when healthy, slow blink while a device is offline or the broker is down, fast blink during a dust alarm, off at stop', async () => {
     const { r, board } = await start();
