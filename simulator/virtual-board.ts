@@ -128,7 +128,7 @@ export class VirtualBoard {
     this.levels.clear();
     this.subscribers.clear();
     this.stats.connects++;
-    this.watch = setInterval(() => this.poll(), this.opts.watchMs ?? 5);
+    this.watch = setInterval(() => this.poll(), this.opts.watchMs ?? 10);
     this.watch.unref();
   }
 

@@ -110,7 +110,8 @@ describe('windy-afternoon', () => {
 
 describe.each(IO_KINDS)('dust-event (outputs on %s)', (io) => {
   it('raises, escalates and clears the alarm with hysteresis; sprays while warm, pulses the camera, reports the gate camera', async () => {
-    rig = await startInProcess('dust-event', { io, factor: 60, startMs: JUNE_10AM });
+    // 40×: a real-time hiccup of a quarter second is 10 s of scenario missing from the 5-minute means
+    rig = await startInProcess('dust-event', { io, factor: 40, startMs: JUNE_10AM });
     const r = rig;
     await waitFor(() => r.sub.events('dust_alarm').some((e) => e.metric === 'pm10' && e.state === 'cleared'), 60_000, 200);
     await waitFor(() => relayNow(r, 'sprinkler') === 0, 5000);
@@ -123,9 +124,16 @@ describe.each(IO_KINDS)('dust-event (outputs on %s)', (io) => {
     expect(pm10[0]!.value as number).toBeGreaterThan(150);
     expect(pm10[2]!.value as number).toBeLessThan(120);
     // the 5-minute mean of 165 passes 150 near 300 s; of 230 passes 200 near 460 s; of 100 falls below 120 near 1050 s
-    expect(simT(r, pm10[0]!.ts)).toBeGreaterThan(240);
-    expect(simT(r, pm10[1]!.ts)).toBeGreaterThan(400);
-    expect(simT(r, pm10[2]!.ts)).toBeGreaterThan(950);
+    // (a device that went offline thins the samples a mean is taken over: say so if these fail)
+    const perMinute = new Map<number, number>();
+    for (const x of r.sub.readings('head')) {
+      const m = Math.floor(simT(r, x.ts as string) / 60);
+      perMinute.set(m, (perMinute.get(m) ?? 0) + 1);
+    }
+    const health = `device status events: ${JSON.stringify(r.sub.events('device_status').map((e) => [e.device, e.status, simT(r, e.ts as string)]))}; head readings per scenario minute: ${JSON.stringify([...perMinute])}`;
+    expect(simT(r, pm10[0]!.ts), health).toBeGreaterThan(240);
+    expect(simT(r, pm10[1]!.ts), health).toBeGreaterThan(400);
+    expect(simT(r, pm10[2]!.ts), health).toBeGreaterThan(950);
 
     const spray = coils(r, 'sprinkler');
     expect(spray[0]).toMatchObject({ on: true });

@@ -22,9 +22,15 @@ import { freePort, requireTool, uniquePath, waitFor } from './system.js';
 export const ROOT = path.resolve(__dirname, '../..');
 
 /** A clock running `factor` times faster than the wall clock, from `startMs`. */
-export function scaledClock(factor: number, startMs = Date.now()): () => number {
-  const real0 = Date.now();
-  return () => startMs + (Date.now() - real0) * factor;
+export function scaledClock(factor: number, startMs = Date.now(), o: { held?: boolean } = {}): (() => number) & { release(): void } {
+  let real0 = o.held ? undefined : Date.now();
+  const now = () => (real0 === undefined ? startMs : startMs + (Date.now() - real0) * factor);
+  /** A held clock stands at startMs until released: scenario time starts when the gateway is up. */
+  return Object.assign(now, {
+    release() {
+      real0 ??= Date.now();
+    },
+  });
 }
 
 export interface Received {
@@ -217,7 +223,9 @@ export async function startInProcess(
   },
 ): Promise<InProcessRig> {
   const io = o.io ?? 'modbus';
-  const now = scaledClock(o.factor, o.startMs);
+  // the clock stands still while everything starts (a second of start-up would be a minute of a
+  // scenario at 60×, and thin the samples its means are taken over), then runs
+  const now = scaledClock(o.factor, o.startMs, { held: true });
   const file = path.join(ROOT, 'seeds/scenarios', `${scenario}.yaml`);
   const sc = io === 'firmata' ? parseScenario(withBoard(parseYaml(readFileSync(file, 'utf8'))), file) : loadScenario(file);
   const sim = new Simulator(sc, { nowMs: now, wireTime: false });
@@ -232,10 +240,11 @@ export async function startInProcess(
   const url = `mqtt://127.0.0.1:${broker.port}`;
   const sub = await Subscriber.connect(url);
   const dir = tempDir(scenario);
-  const loaded = resolveConfig(siteConfig({ bus: { type: 'rtu', path: portPath, baudRate: 9600 }, mqttUrl: url, dir, rules: o.rules, pollMs: o.pollMs, extra: o.extra, io, boardPath }));
+  const loaded = resolveConfig(siteConfig({ bus: { type: 'rtu', path: portPath, baudRate: 9600, timeoutMs: 1000 }, mqttUrl: url, dir, rules: o.rules, pollMs: o.pollMs, extra: o.extra, io, boardPath }));
   o.beforeStart?.(sim);
   const gw = new Gateway({ loaded, now, binding: sim.binding, firmataIo: o.boardOnPty ? undefined : sim.firmataIo, logger: pino({ level: 'error' }), tickMs: 50, reopenMaxMs: io === 'firmata' ? 500 : undefined });
   await gw.start();
+  now.release();
   return {
     io,
     boardPath,
