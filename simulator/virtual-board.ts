@@ -1,6 +1,7 @@
 /**
- * A virtual Arduino running StandardFirmata, for the gateway's Firmata bus: a `mock-firmata` IO
- * whose pins behave like the board's. Relay pins written by the gateway switch the virtual
+ * A virtual Arduino running StandardFirmata, for the gateway's Firmata bus: the board's pins, and
+ * two ways in — in-process, a `mock-firmata` IO plugin (`connect()`), or StandardFirmata's bytes
+ * on a pty (firmata-wire.ts, through `beginSession`/`writePin`/`readInput`/`onInput`). Relay pins written by the gateway switch the virtual
  * device's channels (kept in its coil log, in logical on/off); input pins follow the scenario
  * (or a hand-made press with contact bounce) and are reported to the gateway on change, as
  * StandardFirmata reports digital ports; pin state queries answer with the level last written.
