@@ -90,6 +90,21 @@ describe('firmata-io over a real serial port (StandardFirmata on a pty)', () => 
     expect(board.stats.connects).toBe(2);
   });
 
+  it('a board that is not there at start: the gateway runs without it, then takes it up when it is plugged in', async () => {
+    rig = await startInProcess('dust-event', { io: 'firmata', boardOnPty: true, factor: 1, startMs: JUNE_10AM, beforeStart: (sim) => sim.unplug('io') });
+    const r = rig;
+    await waitFor(() => r.sub.events('device_status').some((e) => e.device === 'board' && e.status === 'offline'), 5000);
+    expect(r.gw.devices.get('head')!.status).toBe('online');
+    expect(r.gw.outputs.actual.sprinkler).toBe('unknown'); // nothing to confirm it with
+    r.sim.setValues('head', { pm10: 400 });
+    await waitFor(() => r.sub.events('dust_alarm').length > 0, 10_000);
+    await r.sim.replug('io');
+    await waitFor(() => r.gw.devices.get('board')!.status === 'online', 20_000);
+    // what the rules decided while it was away is put on it
+    await waitFor(() => r.relays.overrides.ch1 === 1, 5000);
+    await waitFor(() => r.gw.outputs.actual.sprinkler === 'on', 5000);
+  });
+
   it('dustgate doctor finds StandardFirmata on the board and reads its pins', async () => {
     rig = await startInProcess('dust-event', { io: 'firmata', boardOnPty: true, factor: 1, startMs: JUNE_10AM });
     const r = rig;

@@ -216,7 +216,7 @@ export async function startInProcess(
     pollMs?: number;
     startMs?: number;
     extra?: Record<string, unknown>;
-    beforeStart?: (sim: Simulator) => void;
+    beforeStart?: (sim: Simulator) => void | Promise<void>;
     io?: IoKind;
     /** firmata: serve the board speaking StandardFirmata on a real pty, opened as a real Arduino is (firmata.js, native serialport) */
     boardOnPty?: boolean;
@@ -241,7 +241,7 @@ export async function startInProcess(
   const sub = await Subscriber.connect(url);
   const dir = tempDir(scenario);
   const loaded = resolveConfig(siteConfig({ bus: { type: 'rtu', path: portPath, baudRate: 9600, timeoutMs: 1000 }, mqttUrl: url, dir, rules: o.rules, pollMs: o.pollMs, extra: o.extra, io, boardPath }));
-  o.beforeStart?.(sim);
+  await o.beforeStart?.(sim);
   const gw = new Gateway({ loaded, now, binding: sim.binding, firmataIo: o.boardOnPty ? undefined : sim.firmataIo, logger: pino({ level: 'error' }), tickMs: 50, reopenMaxMs: io === 'firmata' ? 500 : undefined });
   await gw.start();
   now.release();
