@@ -16,6 +16,20 @@ export interface Result {
 
 export const quick = process.argv.includes('--quick');
 
+/**
+ * Run a baseline loop and ours alternately (after one warm-up of each) and return the median pair
+ * by ratio: alternating and taking the median resists a noisy neighbour.
+ */
+export async function medianOfAlternating(base: () => Promise<number>, mine: () => Promise<number>, rounds: number): Promise<{ base: number; mine: number; ratio: number }> {
+  await base();
+  await mine();
+  const pairs: { base: number; mine: number }[] = [];
+  for (let k = 0; k < rounds; k++) pairs.push({ base: await base(), mine: await mine() });
+  pairs.sort((a, b) => a.mine / a.base - b.mine / b.base);
+  const mid = pairs[Math.floor(pairs.length / 2)]!;
+  return { ...mid, ratio: mid.mine / mid.base };
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {

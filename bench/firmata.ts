@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { getDefinition } from '../drivers/devices/index.js';
 import type { FirmataDeviceDefinition } from '../drivers/devices/types.js';
 import { FirmataBus, FirmataDevice, type FirmataIo } from '../drivers/firmata.js';
-import { freePort, quick, type Result } from './common.js';
+import { freePort, medianOfAlternating, quick, type Result } from './common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -55,13 +55,8 @@ export async function firmataSwitching(): Promise<Result> {
       await bus.stop();
       return rate;
     };
-    await bare();
-    await ours(); // warm-up of both paths
-    const pairs: { base: number; mine: number }[] = [];
-    for (let k = 0; k < (quick ? 3 : 7); k++) pairs.push({ base: await bare(), mine: await ours() });
-    pairs.sort((a, b) => a.mine / a.base - b.mine / b.base);
-    const mid = pairs[Math.floor(pairs.length / 2)]!;
-    const ratio = mid.mine / mid.base;
+    const mid = await medianOfAlternating(bare, ours, quick ? 3 : 7);
+    const ratio = mid.ratio;
     return {
       name: 'Firmata relay switch + confirm (pty, StandardFirmata)',
       measured: `${mid.mine.toFixed(0)} switches/s`,

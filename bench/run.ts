@@ -25,7 +25,7 @@ import { planReads } from '../drivers/devices/registers.js';
 import { wireTimeMs } from '../drivers/line.js';
 import { parseScenario } from '../simulator/scenario.js';
 import { Simulator } from '../simulator/simulator.js';
-import { freePort, quick, type Result } from './common.js';
+import { freePort, medianOfAlternating, quick, type Result } from './common.js';
 import { bufferWrites, drain, gatewayLoad } from './gateway.js';
 import { firmataSwitching } from './firmata.js';
 
@@ -118,18 +118,8 @@ async function tcpRate(): Promise<Result> {
       await bus.stop();
       return rate;
     };
-    await bare();
-    await ours(); // warm-up of both paths
-    // Alternate the two loops and compare each pair; the median pair ratio resists a noisy neighbour.
-    const pairs: { base: number; mine: number }[] = [];
-    for (let k = 0; k < (quick ? 5 : 9); k++) {
-      const base = await bare();
-      const mine = await ours();
-      pairs.push({ base, mine });
-    }
-    pairs.sort((a, b) => a.mine / a.base - b.mine / b.base);
-    const mid = pairs[Math.floor(pairs.length / 2)]!;
-    const ratio = mid.mine / mid.base;
+    const { mine, base, ratio } = await medianOfAlternating(bare, ours, quick ? 5 : 9);
+    const mid = { mine, base };
     return {
       name: 'Modbus TCP loopback read rate (10 registers)',
       measured: `${mid.mine.toFixed(0)} reads/s`,

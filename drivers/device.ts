@@ -64,11 +64,15 @@ const COUNTER_OF: Partial<Record<DriverErrorCode, keyof DeviceCounters>> = {
   garbage: 'garbage',
   bad_response: 'garbage',
   closed: 'closed',
+  open_failed: 'closed',
 };
 
-export class DeviceClient extends EventEmitter implements GatewayDevice {
+/**
+ * The health every device keeps, whatever it is reached through: per-device counters, errors
+ * reported once per change, online/offline after `offlineAfter` misses, the poll backoff.
+ */
+export abstract class DeviceHealth extends EventEmitter {
   readonly id: string;
-  readonly unit: number;
   readonly pollMs: number;
   readonly offlineAfter: number;
   readonly counters: DeviceCounters = {
@@ -85,40 +89,41 @@ export class DeviceClient extends EventEmitter implements GatewayDevice {
     lastRttMs: null,
   };
   status: DeviceStatus = 'unknown';
-  private misses = 0;
-  private readonly blocks: ReadBlock[];
-  private initializedForOpen = -1;
+  protected misses = 0;
 
-  constructor(
-    readonly bus: Bus,
-    readonly definition: DeviceDefinition,
-    private readonly opts: DeviceClientOptions,
-  ) {
+  constructor(private readonly health: { id: string; pollMs?: number; offlineAfter?: number; maxBackoffMs?: number }) {
     super();
-    this.id = opts.id;
-    this.unit = opts.unit ?? definition.defaults.unit ?? 1;
-    this.pollMs = opts.pollMs ?? 1000;
-    this.offlineAfter = opts.offlineAfter ?? 3;
-    this.blocks = definition.kind === 'modbus' ? planReads(definition.registers) : [];
+    this.id = health.id;
+    this.pollMs = health.pollMs ?? 1000;
+    this.offlineAfter = health.offlineAfter ?? 3;
   }
+
+  protected abstract get ctx(): Record<string, unknown>;
 
   /** Delay before the next poll: `pollMs` while online, doubling per miss while offline, up to 60 s. */
   nextDelayMs(): number {
     if (this.status !== 'offline') return this.pollMs;
     const k = this.misses - this.offlineAfter;
-    return Math.min(this.pollMs * 2 ** Math.max(1, k + 1), this.opts.maxBackoffMs ?? 60_000);
+    return Math.min(this.pollMs * 2 ** Math.max(1, k + 1), this.health.maxBackoffMs ?? 60_000);
   }
 
   get consecutiveMisses(): number {
     return this.misses;
   }
 
-  private get ctx() {
-    return { device: this.id, unit: this.unit };
+  /** Count a failure by its code; a new kind of error is reported (once per change, not per repeat). */
+  protected noteError(e: unknown): DriverError {
+    const err = isDriverError(e) ? e : new DriverError('closed', String(e), this.ctx);
+    const key = COUNTER_OF[err.code] ?? 'other';
+    (this.counters[key] as number)++;
+    const prev = this.counters.lastError?.code;
+    this.counters.lastError = { code: err.code, message: err.message, at: new Date().toISOString() };
+    if (prev !== err.code) this.emit('error-change', err);
+    return err;
   }
 
   /** One counted request. */
-  private async counted<T>(op: () => Promise<T>): Promise<T> {
+  protected async counted<T>(op: () => Promise<T>): Promise<T> {
     this.counters.requests++;
     const t0 = performance.now();
     try {
@@ -127,17 +132,11 @@ export class DeviceClient extends EventEmitter implements GatewayDevice {
       this.counters.lastRttMs = Math.round((performance.now() - t0) * 100) / 100;
       return r;
     } catch (e) {
-      const err = isDriverError(e) ? e : new DriverError('closed', String(e), this.ctx);
-      const key = COUNTER_OF[err.code] ?? 'other';
-      (this.counters[key] as number)++;
-      const prev = this.counters.lastError?.code;
-      this.counters.lastError = { code: err.code, message: err.message, at: new Date().toISOString() };
-      if (prev !== err.code) this.emit('error-change', err); // logged once per change, not per repeat
-      throw err;
+      throw this.noteError(e);
     }
   }
 
-  private markSuccess(): void {
+  protected markSuccess(): void {
     this.misses = 0;
     if (this.counters.lastError) {
       this.counters.lastError = null;
@@ -149,12 +148,38 @@ export class DeviceClient extends EventEmitter implements GatewayDevice {
     }
   }
 
-  private markMiss(): void {
+  protected markMiss(): void {
     this.misses++;
-    if (this.misses >= this.offlineAfter && this.status !== 'offline') {
+    if (this.misses >= this.offlineAfter) this.markOffline();
+  }
+
+  /** Offline now (and polled with backoff from here). */
+  protected markOffline(): void {
+    this.misses = Math.max(this.misses, this.offlineAfter);
+    if (this.status !== 'offline') {
       this.status = 'offline';
       this.emit('status', 'offline');
     }
+  }
+}
+
+export class DeviceClient extends DeviceHealth implements GatewayDevice {
+  readonly unit: number;
+  private readonly blocks: ReadBlock[];
+  private initializedForOpen = -1;
+
+  constructor(
+    readonly bus: Bus,
+    readonly definition: DeviceDefinition,
+    private readonly opts: DeviceClientOptions,
+  ) {
+    super(opts);
+    this.unit = opts.unit ?? definition.defaults.unit ?? 1;
+    this.blocks = definition.kind === 'modbus' ? planReads(definition.registers) : [];
+  }
+
+  protected get ctx() {
+    return { device: this.id, unit: this.unit };
   }
 
   /** Read every metric (and channel) of the device once. */

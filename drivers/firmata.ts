@@ -13,8 +13,8 @@ import type { Values } from './devices/types.js';
 import type { FirmataDeviceDefinition, PinSpec } from './devices/types.js';
 import { logicalOf } from './devices/firmata-io.js';
 import { channelMetric } from './devices/helpers.js';
-import { DriverError, isDriverError, type DriverErrorCode } from './errors.js';
-import type { DeviceCounters, DeviceStatus, GatewayDevice } from './device.js';
+import { DriverError, isDriverError } from './errors.js';
+import { DeviceHealth, type GatewayDevice } from './device.js';
 
 // ------------------------------------------------------------------ the IO plugin seen from here
 
@@ -290,26 +290,8 @@ interface RelayLike {
   close(): unknown;
 }
 
-export class FirmataDevice extends EventEmitter implements GatewayDevice {
-  readonly id: string;
+export class FirmataDevice extends DeviceHealth implements GatewayDevice {
   readonly unit = 0;
-  readonly pollMs: number;
-  readonly offlineAfter: number;
-  readonly counters: DeviceCounters = {
-    requests: 0,
-    ok: 0,
-    timeouts: 0,
-    crcErrors: 0,
-    exceptions: 0,
-    shortFrames: 0,
-    garbage: 0,
-    closed: 0,
-    other: 0,
-    lastError: null,
-    lastRttMs: null,
-  };
-  status: DeviceStatus = 'unknown';
-  private misses = 0;
   private readonly now: () => number;
   private board: FiveBoard | undefined;
   private relays = new Map<number, RelayLike>();
@@ -324,10 +306,7 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
     readonly definition: FirmataDeviceDefinition,
     private readonly opts: FirmataDeviceOptions,
   ) {
-    super();
-    this.id = opts.id;
-    this.pollMs = opts.pollMs ?? 1000;
-    this.offlineAfter = opts.offlineAfter ?? 3;
+    super(opts);
     this.now = opts.now ?? Date.now;
     definition.pins.forEach((p, i) => {
       if (p.mode === 'input') this.inputs.set(i + 1, { raw: 0, stable: 0, pendingSince: null, timer: undefined });
@@ -338,11 +317,7 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
     if (bus.board) void this.attach(bus.board);
   }
 
-  get consecutiveMisses(): number {
-    return this.misses;
-  }
-
-  private get ctx() {
+  protected get ctx() {
     return { device: this.id, bus: this.bus.id };
   }
 
@@ -370,13 +345,6 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
     for (const r of this.readRegistrations) io?.removeListener(`digital-read-${r.pin}`, r.cb);
     this.readRegistrations = [];
     this.board = undefined;
-  }
-
-  /** Like a Modbus device: pollMs while online, doubling per miss while offline, up to 60 s. */
-  nextDelayMs(): number {
-    if (this.status !== 'offline') return this.pollMs;
-    const k = Math.max(0, this.misses - this.offlineAfter);
-    return Math.min(this.pollMs * 2 ** Math.max(1, k + 1), this.opts.maxBackoffMs ?? 60_000);
   }
 
   private pin(channel: number): PinSpec {
@@ -444,41 +412,8 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
       st.timer = undefined;
       st.pendingSince = null;
     }
-    this.note(err);
-    // an unplugged board is known at once, not after offlineAfter missed polls
-    this.misses = Math.max(this.misses, this.offlineAfter);
-    if (this.status !== 'offline') {
-      this.status = 'offline';
-      this.emit('status', 'offline');
-    }
-  }
-
-  private markSuccess(): void {
-    this.misses = 0;
-    if (this.counters.lastError) {
-      this.counters.lastError = null;
-      this.emit('error-change', null);
-    }
-    if (this.status !== 'online') {
-      this.status = 'online';
-      this.emit('status', 'online');
-    }
-  }
-
-  private markMiss(): void {
-    this.misses++;
-    if (this.misses >= this.offlineAfter && this.status !== 'offline') {
-      this.status = 'offline';
-      this.emit('status', 'offline');
-    }
-  }
-
-  private note(err: DriverError): void {
-    const key = COUNTER_OF[err.code] ?? 'other';
-    (this.counters[key] as number)++;
-    const prev = this.counters.lastError?.code;
-    this.counters.lastError = { code: err.code, message: err.message, at: new Date().toISOString() };
-    if (prev !== err.code) this.emit('error-change', err);
+    this.noteError(err);
+    this.markOffline(); // an unplugged board is known at once, not after offlineAfter missed polls
   }
 
   private requireBoard(): FiveBoard {
@@ -541,26 +476,11 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
   /** Every relay's confirmed state from the board, and every input's debounced state. */
   private async readAll(): Promise<Values> {
     const board = this.requireBoard();
-    const t0 = performance.now();
     for (const [ch] of this.relays) {
       const level = await this.queryLevel(board, this.pin(ch).pin);
       this.confirmed.set(ch, logicalOf(this.pin(ch), level));
     }
-    this.counters.lastRttMs = Math.round((performance.now() - t0) * 100) / 100;
     return this.snapshot();
-  }
-
-  private async counted<T>(op: () => Promise<T>): Promise<T> {
-    this.counters.requests++;
-    try {
-      const r = await op();
-      this.counters.ok++;
-      return r;
-    } catch (e) {
-      const err = isDriverError(e) ? e : new DriverError('bad_response', String(e), this.ctx);
-      this.note(err);
-      throw err;
-    }
   }
 
   async read(): Promise<Values> {
@@ -618,9 +538,3 @@ export class FirmataDevice extends EventEmitter implements GatewayDevice {
     else led.blink(BLINK_MS[pattern]);
   }
 }
-
-const COUNTER_OF: Partial<Record<DriverErrorCode, keyof DeviceCounters>> = {
-  timeout: 'timeouts',
-  closed: 'closed',
-  open_failed: 'closed',
-};
