@@ -26,7 +26,7 @@ export async function firmataSwitching(): Promise<Result> {
   try {
     for (let i = 0; i < 200 && !existsSync(acm); i++) await new Promise((r) => setTimeout(r, 50));
     if (!existsSync(acm)) throw new Error('the simulator did not serve the board (is socat installed? run `bash scripts/install-system-deps.sh`)');
-    const n = quick ? 300 : 2000;
+    const n = quick ? 1000 : 3000;
 
     const bare = async () => {
       const { default: Firmata } = (await import('firmata')) as unknown as { default: new (p: string, o: object, cb: (e?: Error) => void) => FirmataIo };
@@ -55,7 +55,7 @@ export async function firmataSwitching(): Promise<Result> {
       await bus.stop();
       return rate;
     };
-    const mid = await medianOfAlternating(bare, ours, quick ? 3 : 7);
+    const mid = await medianOfAlternating(bare, ours, quick ? 5 : 9);
     const ratio = mid.ratio;
     return {
       name: 'Firmata relay switch + confirm (pty, StandardFirmata)',
