@@ -14,6 +14,7 @@ import type { FirmataDeviceDefinition, PinSpec } from './devices/types.js';
 import { logicalOf } from './devices/firmata-io.js';
 import { channelMetric } from './devices/helpers.js';
 import { DriverError, isDriverError } from './errors.js';
+import { Reopener } from './reopen.js';
 import { DeviceHealth, type GatewayDevice } from './device.js';
 
 // ------------------------------------------------------------------ the IO plugin seen from here
@@ -88,8 +89,7 @@ export class FirmataBus extends EventEmitter {
   private _state: FirmataBusState = 'idle';
   board: FiveBoard | undefined;
   private io: FirmataIo | undefined;
-  private reopenDelay: number;
-  private reopenTimer: NodeJS.Timeout | undefined;
+  private readonly reopener: Reopener;
   private opening: Promise<void> | undefined;
   lastOpenError: DriverError | undefined;
   readonly counters = { opens: 0, closes: 0, openFailures: 0 };
@@ -105,7 +105,7 @@ export class FirmataBus extends EventEmitter {
   ) {
     super();
     this.timeoutMs = config.timeoutMs ?? 500;
-    this.reopenDelay = opts.reopenInitialMs ?? 250;
+    this.reopener = new Reopener(() => void this.tryOpen(), opts.reopenInitialMs, opts.reopenMaxMs);
   }
 
   get id(): string {
@@ -138,7 +138,7 @@ export class FirmataBus extends EventEmitter {
           return;
         }
         this.counters.opens++;
-        this.reopenDelay = this.opts.reopenInitialMs ?? 250;
+        this.reopener.reset();
         this.lastOpenError = undefined;
         this.board = board;
         this._state = 'open';
@@ -209,14 +209,7 @@ export class FirmataBus extends EventEmitter {
   }
 
   private scheduleReopen(): void {
-    if (this._state === 'stopped' || this.reopenTimer) return;
-    const delay = this.reopenDelay;
-    this.reopenDelay = Math.min(this.reopenDelay * 2, this.opts.reopenMaxMs ?? 5000);
-    this.reopenTimer = setTimeout(() => {
-      this.reopenTimer = undefined;
-      void this.tryOpen();
-    }, delay);
-    this.reopenTimer.unref();
+    if (this._state !== 'stopped') this.reopener.schedule();
   }
 
   /** Forget a board: out of johnny-five's registry, its port closed. */
@@ -241,8 +234,7 @@ export class FirmataBus extends EventEmitter {
 
   async stop(): Promise<void> {
     this._state = 'stopped';
-    if (this.reopenTimer) clearTimeout(this.reopenTimer);
-    this.reopenTimer = undefined;
+    this.reopener.cancel();
     await this.opening?.catch(() => undefined);
     const board = this.board;
     this.board = undefined;

@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ByteLink } from './transports/link.js';
+import { Reopener } from './reopen.js';
 import { DriverError } from './errors.js';
 
 export type ParseResult<T> = { done: T } | { fail: DriverError } | undefined;
@@ -54,8 +55,7 @@ export class Line extends EventEmitter {
   private rx: Buffer = Buffer.alloc(0);
   private onRx: (() => void) | undefined;
   private lastRxAt = 0;
-  private reopenDelay: number;
-  private reopenTimer: NodeJS.Timeout | undefined;
+  private readonly reopener: Reopener;
   private openPromise: Promise<void> | undefined;
   lastOpenError: DriverError | undefined;
   readonly counters: LineCounters = { opens: 0, closes: 0, openFailures: 0, staleBytes: 0 };
@@ -64,7 +64,7 @@ export class Line extends EventEmitter {
     super();
     this.id = options.id;
     this.link = options.link;
-    this.reopenDelay = options.reopenInitialMs ?? 250;
+    this.reopener = new Reopener(() => void this.tryOpen(), options.reopenInitialMs, options.reopenMaxMs);
     this.link.on('data', (d) => {
       this.lastRxAt = performance.now();
       this.rx = this.rx.length === 0 ? d : Buffer.concat([this.rx, d]);
@@ -110,7 +110,7 @@ export class Line extends EventEmitter {
       .open()
       .then(() => {
         this.counters.opens++;
-        this.reopenDelay = this.options.reopenInitialMs ?? 250;
+        this.reopener.reset();
         this.lastOpenError = undefined;
         this.rx = Buffer.alloc(0);
         this.setState('open');
@@ -129,19 +129,11 @@ export class Line extends EventEmitter {
   }
 
   private scheduleReopen(): void {
-    if (this._state === 'stopped' || this.reopenTimer) return;
-    const delay = this.reopenDelay;
-    this.reopenDelay = Math.min(this.reopenDelay * 2, this.options.reopenMaxMs ?? 5000);
-    this.reopenTimer = setTimeout(() => {
-      this.reopenTimer = undefined;
-      void this.tryOpen();
-    }, delay);
-    this.reopenTimer.unref();
+    if (this._state !== 'stopped') this.reopener.schedule();
   }
 
   private stopReopen(): void {
-    if (this.reopenTimer) clearTimeout(this.reopenTimer);
-    this.reopenTimer = undefined;
+    this.reopener.cancel();
   }
 
   /** The device node is gone while the fd still looks open: close it and start reopening. */

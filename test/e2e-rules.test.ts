@@ -7,11 +7,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { beaufort } from '../drivers/devices/beaufort.js';
-import { IO_LAYOUT, startInProcess, type InProcessRig, type IoKind } from './helpers/gateway-rig.js';
+import { type InProcessRig, IO_LAYOUT, type IoKind, JUNE_10AM, startInProcess } from './helpers/gateway-rig.js';
 import { waitFor } from './helpers/system.js';
 
-/** 10:00 on a June day in Zhengzhou: daytime noise limits, no earthwork ban. */
-const JUNE_10AM = Date.parse('2026-06-01T10:00:00+08:00');
 let rig: InProcessRig | undefined;
 afterEach(async () => {
   await rig?.stop();

@@ -8,16 +8,14 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BOARD_LED, IO_LAYOUT, ROOT, startInProcess, tempDir, type InProcessRig } from './helpers/gateway-rig.js';
+import { BOARD_LED, type InProcessRig, IO_LAYOUT, JUNE_10AM, ROOT, sleep, startInProcess, tempDir } from './helpers/gateway-rig.js';
 import { freePort, requireTool, runCommand, waitFor } from './helpers/system.js';
 
-const JUNE_10AM = Date.parse('2026-06-01T10:00:00+08:00');
 let rig: InProcessRig | undefined;
 afterEach(async () => {
   await rig?.stop();
   rig = undefined;
 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const dustgate = (args: string[]) => runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), ...args], { cwd: ROOT, timeoutMs: 30_000 });
 

@@ -5,18 +5,16 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig, ConfigError } from '../gateway/config/load.js';
-import { BOARD_LED, BOARD_PINS, IO_LAYOUT, startInProcess, type InProcessRig } from './helpers/gateway-rig.js';
+import { BOARD_LED, BOARD_PINS, type InProcessRig, IO_LAYOUT, JUNE_10AM, sleep, startInProcess } from './helpers/gateway-rig.js';
 import { waitFor } from './helpers/system.js';
 import type { VirtualBoard } from '../simulator/virtual-board.js';
 
-const JUNE_10AM = Date.parse('2026-06-01T10:00:00+08:00');
 let rig: InProcessRig | undefined;
 afterEach(async () => {
   await rig?.stop();
   rig = undefined;
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const GATE = IO_LAYOUT.firmata.gateCamera;
 const pinOf = (ch: number) => BOARD_PINS[ch - 1]!.pin;
 

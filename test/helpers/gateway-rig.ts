@@ -21,6 +21,11 @@ import { freePort, requireTool, uniquePath, waitFor } from './system.js';
 
 export const ROOT = path.resolve(__dirname, '../..');
 
+/** 10:00 on a June day in Zhengzhou: daytime noise limits, no earthwork ban. */
+export const JUNE_10AM = Date.parse('2026-06-01T10:00:00+08:00');
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /** A clock running `factor` times faster than the wall clock, from `startMs`. */
 export function scaledClock(factor: number, startMs = Date.now(), o: { held?: boolean } = {}): (() => number) & { release(): void } {
   let real0 = o.held ? undefined : Date.now();
