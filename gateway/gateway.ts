@@ -595,6 +595,8 @@ export class Gateway extends EventEmitter {
         mqtt: this.uplink ? (this.uplink.connected ? 'connected' : 'down') : null,
         hj212: this.hj212 ? (this.hj212.isConnected ? 'connected' : 'down') : null,
       },
+      /** What the boards' status lights show (null: no board has one). */
+      light: this.rt.lights.length ? this.lightPattern() : null,
       ...(withHistory ? { history: this.history } : {}),
     };
   }

@@ -149,6 +149,7 @@ describe('status light', () => {
     let seen = await watchLight(board, 1200);
     expect(seen.writes.length).toBeLessThanOrEqual(1);
     expect(board.level(BOARD_LED)).toBe(1);
+    expect(r.gw.apiState().light).toBe('on'); // what the status page shows
 
     // a sensor stops answering: slow blink (500 ms on, 500 ms off)
     r.sim.setFaults('head', ['timeout']);
@@ -158,6 +159,7 @@ describe('status light', () => {
     expect(seen.median).toBeGreaterThan(400);
     expect(seen.median).toBeLessThan(650);
     expect(new Set(seen.values)).toEqual(new Set([0, 1]));
+    expect(r.gw.apiState().light).toBe('slow');
 
     // it answers again: steady
     r.sim.setFaults('head', []);
@@ -183,6 +185,7 @@ describe('status light', () => {
     expect(seen.writes.length).toBeGreaterThanOrEqual(8);
     expect(seen.median).toBeGreaterThan(60);
     expect(seen.median).toBeLessThan(160);
+    expect(r.gw.apiState().light).toBe('fast');
 
     // stop: off, and it stays off
     await r.gw.stop('shutdown');
