@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { ROOT, tempDir } from './helpers/gateway-rig.js';
+import { JUNE_10AM, ROOT, startInProcess, tempDir } from './helpers/gateway-rig.js';
 import { freePort, requireTool, waitFor } from './helpers/system.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -55,6 +55,27 @@ describe('status page in Chromium', () => {
       await browser.close();
       demo.kill('SIGINT');
       await new Promise((r) => demo.once('exit', r));
+    }
+  });
+
+  it('shows what the Arduino\'s status light shows: steady, then slow blink while the head is offline', async () => {
+    requireTool(CHROMIUM, ['--version']);
+    const r = await startInProcess('dust-event', { io: 'firmata', factor: 1, startMs: JUNE_10AM });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    try {
+      await waitFor(() => r.gw.devices.get('board')!.status === 'online', 5000);
+      const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+      await page.goto(`http://127.0.0.1:${r.gw.http!.port}/`);
+      const light = () => page.evaluate(() => Array.from(document.querySelectorAll('#buffer tr')).find((tr) => tr.firstElementChild?.textContent === 'status light')?.lastElementChild?.textContent ?? null);
+      await page.waitForFunction(() => document.querySelector('#buffer')!.textContent!.includes('status light'), undefined, { timeout: 10_000 });
+      expect(await light()).toBe('steady');
+      r.sim.setFaults('head', ['timeout']);
+      await page.waitForFunction(() => document.querySelector('#devices')!.textContent!.includes('offline'), undefined, { timeout: 15_000 });
+      await page.waitForFunction(() => Array.from(document.querySelectorAll('#buffer td')).some((td) => td.textContent === 'slow blink'), undefined, { timeout: 5000 });
+      expect(await light()).toBe('slow blink');
+    } finally {
+      await browser.close();
+      await r.stop();
     }
   });
 });
