@@ -12,7 +12,7 @@ import { Store, withSeq } from '../gateway/store.js';
 import { MqttUplink } from '../gateway/uplink/mqtt.js';
 import { parseScenario } from '../simulator/scenario.js';
 import { Simulator } from '../simulator/simulator.js';
-import { freePort, quick, startMosquitto, type Result } from './common.js';
+import { freePort, medianOfAlternating, quick, startMosquitto, type Result } from './common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const tmp = (tag: string) => mkdtempSync(path.join(os.tmpdir(), `dustgate-bench-${tag}-`));
@@ -28,7 +28,7 @@ function readingBodies(n: number): string[] {
   return out;
 }
 
-/** (c) n buffered readings to mosquitto at QoS 1: dustgate's uplink against a bare mqtt.js loop (median of 3 alternating pairs, after a warm-up pair). */
+/** (c) n buffered readings to mosquitto at QoS 1: dustgate's uplink against a bare mqtt.js loop (median of 5 alternating pairs, after a warm-up pair). */
 export async function drain(): Promise<Result> {
   const n = quick ? 20_000 : 100_000;
   const mq = await startMosquitto();
@@ -78,13 +78,10 @@ export async function drain(): Promise<Result> {
       await client.endAsync();
       return ms;
     };
-    await ours(Math.min(n, 5000));
-    await bare(Math.min(n, 5000));
-    const pairs: { ours: number; bare: number }[] = [];
-    for (let k = 0; k < 3; k++) pairs.push({ bare: await bare(n), ours: await ours(n) });
-    pairs.sort((a, b) => a.bare / a.ours - b.bare / b.ours);
-    const mid = pairs[1]!;
-    const ratio = mid.bare / mid.ours;
+    // time ratio bare/ours: medianOfAlternating's "mine" is the bare loop here
+    const m = await medianOfAlternating(() => ours(n), () => bare(n), 5);
+    const mid = { ours: m.base, bare: m.mine };
+    const ratio = m.ratio;
     return {
       name: `drain ${n} readings to mosquitto (QoS 1)`,
       measured: `${(mid.ours / 1000).toFixed(2)} s (${Math.round(n / (mid.ours / 1000))}/s)`,
