@@ -23,6 +23,8 @@ import { HttpServer } from './http.js';
 import { RemoteHandler } from './remote.js';
 import { Runtime, engineInputs } from './runtime.js';
 import { Store, type Eviction } from './store.js';
+import { StorageGuard, hint as storageHint, type StorageStatus } from './storage-guard.js';
+import { GatewayClock, clockFrom, type Clock, type ClockStep } from './clock.js';
 import { MqttUplink } from './uplink/mqtt.js';
 import { VERSION } from './version.js';
 
@@ -30,8 +32,10 @@ export { resolveSources } from './runtime.js';
 
 export interface GatewayOptions {
   loaded: LoadedConfig;
-  /** Wall clock (tests pass a fake or scaled one). */
+  /** Wall clock (tests pass a fake or scaled one; without `mono` it is the monotonic clock too). */
   now?: () => number;
+  /** Monotonic clock for durations (tests that step `now` pass a real one). */
+  mono?: () => number;
   /** Serial binding override (tests: the simulator's mock binding). */
   binding?: BindingInterface;
   /** Firmata IO override (tests: the simulator's virtual board). */
@@ -73,7 +77,11 @@ export class Gateway extends EventEmitter {
   version = 1;
   readonly logger: Logger;
   readonly now: () => number;
+  /** wall time for timestamps and calendar rules, monotonic time for every duration */
+  readonly clock: Clock;
   readonly store: Store;
+  /** the store's writes, kept from reaching the control path */
+  readonly storage: StorageGuard;
   readonly engine: RulesEngine;
   uplink: MqttUplink | undefined;
   private rt: Runtime;
@@ -86,7 +94,7 @@ export class Gateway extends EventEmitter {
   private history: Record<string, [number, number][]> = {};
   http: HttpServer | undefined;
   private statsCache: { at: number; value: ReturnType<Store['stats']> & { oldestAgeS: number | null } } | undefined;
-  private lastAggTick = 0;
+  private lastAggTick = -Infinity;
   private tick: NodeJS.Timeout | undefined;
   private started = false;
   private stopped = false;
@@ -96,20 +104,26 @@ export class Gateway extends EventEmitter {
 
   constructor(private readonly opts: GatewayOptions) {
     super();
-    this.now = opts.now ?? Date.now;
     this.logger = opts.logger ?? createLogger('dustgate');
+    const onStep = (s: ClockStep) => this.clockStepped(s);
+    this.clock = opts.now ? clockFrom(opts.now, opts.mono, onStep) : new GatewayClock(Date.now, opts.mono, onStep);
+    this.now = () => this.clock.now();
     this.startedAt = new Date(this.now()).toISOString();
     const c0 = opts.loaded.config;
     this.store = new Store({ path: c0.storage.path, maxMB: c0.storage.maxMB, durability: c0.storage.durability });
+    this.storage = new StorageGuard(this.store, { now: this.now, mono: () => this.clock.mono(), logger: this.logger });
+    this.storage.on('change', (st: StorageStatus) => this.storageChanged(st));
     this.loaded = this.pickConfig(opts.loaded);
     const c = this.loaded.config;
     this.config = c;
     this.rt = this.buildRuntime(c);
-    this.engine = new RulesEngine({ rules: c.rules, outputs: c.outputs, inputs: engineInputs(c), sources: this.rt.sources, timezone: this.loaded.timezone }, this.now());
+    this.engine = new RulesEngine({ rules: c.rules, outputs: c.outputs, inputs: engineInputs(c), sources: this.rt.sources, timezone: this.loaded.timezone }, this.clock.mono(), {
+      wallOf: (t) => this.clock.wallOf(t),
+    });
     this.aggregator = new Aggregator(this.loaded.timezone);
     const level = this.store.meta('alertLevel');
     if (level) {
-      this.engine.setAlertLevel(level as never, this.now(), { by: 'restored' });
+      this.engine.setAlertLevel(level as never, this.clock.mono(), { by: 'restored' });
       this.engine.drainEvents();
     }
     if (c.hj212.enabled)
@@ -147,7 +161,13 @@ export class Gateway extends EventEmitter {
         this.logger.warn({ version: latest.version, err: (e as Error).message }, 'the stored config no longer validates; using the site file');
       }
     }
-    this.version = this.store.addConfigVersion({ source: 'file', baseHash, config: JSON.stringify(fromFile.raw) });
+    try {
+      this.version = this.store.addConfigVersion({ source: 'file', baseHash, config: JSON.stringify(fromFile.raw) });
+    } catch (e) {
+      // a store that cannot write does not keep the gateway from running its rules
+      this.version = (latest?.version ?? 0) + 1;
+      this.logger.error({ err: (e as Error).message }, `config version ${this.version} not saved: ${(e as Error).message}`);
+    }
     return { ...fromFile, fileHash: baseHash };
   }
 
@@ -199,7 +219,7 @@ export class Gateway extends EventEmitter {
   private buildRuntime(c: Config, reuse?: Map<string, FirmataBus>): Runtime {
     return new Runtime(
       c,
-      { binding: this.opts.binding, firmataIo: this.opts.firmataIo, reopenMaxMs: this.opts.reopenMaxMs, now: this.now, logger: this.logger, reuse },
+      { binding: this.opts.binding, firmataIo: this.opts.firmataIo, reopenMaxMs: this.opts.reopenMaxMs, now: this.now, mono: () => this.clock.mono(), logger: this.logger, reuse },
       {
         onReading: (r) => this.onReading(r),
         onReadError: (id, e) => this.onReadError(id, e),
@@ -241,9 +261,10 @@ export class Gateway extends EventEmitter {
       }
     }
     this.publishConfig();
-    // outputs start off, confirmed by the devices
-    const states = await this.rt.outputs.allOff();
-    this.logger.info({ outputs: states }, 'outputs off at start-up');
+    // outputs start off, confirmed by the devices: every relay channel, mapped or not
+    const stuck = await this.rt.allOff();
+    this.reportStuck(stuck, 'start-up');
+    this.logger.info({ outputs: this.rt.outputs.actual }, 'outputs off at start-up');
     this.rt.poller.start();
     this.tick = setInterval(() => this.evaluate(), this.opts.tickMs ?? 250);
     this.publishState();
@@ -257,10 +278,10 @@ export class Gateway extends EventEmitter {
     await this.applying.catch(() => undefined);
     await this.rt.poller.stop();
     if (this.started) {
-      const commands = this.engine.allOff(this.now(), reason);
+      const commands = this.engine.allOff(this.clock.mono(), reason);
       this.handle({ events: this.engine.drainEvents(), commands });
-      // every output, not only those the rules had on: off and read back
-      await this.rt.outputs.allOff();
+      // every relay channel, not only those the rules had on: off and read back
+      this.reportStuck(await this.rt.allOff(), 'shutdown');
       await this.rt.outputs.idle();
       this.logger.info({ outputs: this.rt.outputs.actual }, 'outputs off at shutdown');
       for (const l of this.rt.lights) l.setLight('off');
@@ -323,6 +344,8 @@ export class Gateway extends EventEmitter {
     } catch (e) {
       return refuse([{ path: 'buses', message: (e as Error).message }]);
     }
+    // a channel that is on and loses its mapping is switched off (and read back) on the old runtime first
+    const unmapped = await this.switchOffUnmapped(old, next.config, meta.requestId);
     await old.close(new Set(boards.values()));
     /** Back to the running config (its boards still open). */
     const rollBack = async (): Promise<void> => {
@@ -357,14 +380,56 @@ export class Gateway extends EventEmitter {
     await this.closeUnused(boards, fresh);
     this.loaded = { ...next, fileHash: this.loaded.fileHash };
     this.config = next.config;
-    this.engine.configure({ rules: next.config.rules, outputs: next.config.outputs, inputs: engineInputs(next.config), sources: fresh.sources, timezone: next.timezone }, this.now());
+    this.engine.configure({ rules: next.config.rules, outputs: next.config.outputs, inputs: engineInputs(next.config), sources: fresh.sources, timezone: next.timezone }, this.clock.mono());
     fresh.poller.start();
     void this.reassert(fresh, wanted);
-    this.version = this.store.addConfigVersion({ source: meta.source ?? 'remote', requestId: meta.requestId, baseHash: this.loaded.fileHash ?? '', config: JSON.stringify(next.raw) });
+    this.record(unmapped);
+    this.dataPath('config versions', () => {
+      this.version = this.store.addConfigVersion({ source: meta.source ?? 'remote', requestId: meta.requestId, baseHash: this.loaded.fileHash ?? '', config: JSON.stringify(next.raw) });
+    });
     this.logger.info({ version: this.version, requestId: meta.requestId }, 'config applied');
     this.publishConfig();
     this.publishState();
     return { ok: true, version: this.version };
+  }
+
+  /**
+   * Outputs of the running config whose channel is gone from the new one (output deleted, moved to
+   * another channel, or its device or bus changed): each that is on, or not known to be off, is
+   * switched off and read back before the new config goes live. Returns their events.
+   */
+  private async switchOffUnmapped(old: Runtime, next: Config, requestId?: string): Promise<RuleEvent[]> {
+    /** The hardware an output switches: the line, the unit (or the board's pin) and the channel. */
+    const where = (c: Config, name: string): string | undefined => {
+      const o = c.outputs[name];
+      const d = o && c.devices.find((x) => x.id === o.device);
+      const b = d && c.buses.find((x) => x.id === d.bus);
+      if (!o || !d || !b) return undefined;
+      const { id: _id, timeoutMs: _t, ...line } = b;
+      if (d.driver === 'firmata-io') return JSON.stringify([line, 'pin', d.pins?.[o.channel - 1] ?? null]);
+      return JSON.stringify([line, d.driver, d.unit ?? null, o.channel]);
+    };
+    const events: RuleEvent[] = [];
+    await Promise.all(
+      Object.keys(this.config.outputs).map(async (name) => {
+        if (where(this.config, name) === where(next, name)) return;
+        const was = old.outputs.actual[name];
+        if (was === 'off' && !this.engine.outputWanted(name)) return;
+        const o = this.config.outputs[name]!;
+        const reason = !next.outputs[name] ? 'deleted' : next.outputs[name]!.device !== o.device || next.outputs[name]!.channel !== o.channel ? 'moved' : 'device_changed';
+        const got = await old.outputs.set(name, false);
+        this.logger.warn({ output: name, device: o.device, channel: o.channel, reason, readBack: got }, `output ${name} (${o.device} channel ${o.channel}) ${reason} by a config change: switched off, read back ${got}`);
+        events.push({ type: 'output_unmapped', ts: this.now(), output: name, device: o.device, channel: o.channel, reason, was: was ?? 'unknown', state: got, ...(requestId ? { requestId } : {}) });
+      }),
+    );
+    return events;
+  }
+
+  /** Relay channels that did not confirm off (start-up, shutdown, fail-safe): an output_fault each. */
+  private reportStuck(stuck: { device: string; channel: number; actual: 'on' | 'unknown' }[], when: string): void {
+    if (!stuck.length) return;
+    this.logger.warn({ channels: stuck, when }, `relay channels not confirmed off at ${when}`);
+    this.record(stuck.map((c) => ({ type: 'output_fault', ts: this.now(), output: `${c.device}.ch${c.channel}`, device: c.device, channel: c.channel, wanted: 'off', actual: c.actual, reason: 'no_confirmation' })));
   }
 
   /** Close the handed-over boards that the new runtime did not take (its config dropped or changed them). */
@@ -381,17 +446,18 @@ export class Gateway extends EventEmitter {
 
   // ---------------------------------------------------------------- data path
 
+  /** A reading: the control path first (outputs, rules), then the data path (store, page, aggregates). */
   private onReading(raw: RawReading): void {
     const rt = this.rt;
     const cfg = rt.deviceConfig.get(raw.device);
     const reading: Reading = { device: raw.device, ts: Date.parse(raw.ts), values: raw.values, flags: flagValues(raw.values, cfg?.ranges ?? {}) };
-    this.storeReading(reading);
     rt.outputs.onReading(reading);
     // only readings the rules use (sources and inputs) need an evaluation now; the tick covers time
     if (rt.ruleDevices.has(raw.device)) {
-      this.engine.ingest(reading);
+      this.engine.ingest(reading, this.clock.monoOf(reading.ts));
       this.evaluate();
     }
+    this.storeReading(reading);
   }
 
   private onReadError(device: string, _e: DriverError): void {
@@ -413,11 +479,26 @@ export class Gateway extends EventEmitter {
     const closed = this.aggregator.add(r);
     if (closed.length) this.onAggregates(closed);
     const body = JSON.stringify({ ts: new Date(r.ts).toISOString(), device: r.device, values: r.values, flags: r.flags });
-    const { seqs, eviction } = this.store.append('telemetry', [body]);
+    const { seq, eviction } = this.storage.appendTelemetry(body);
     this.counters.readings++;
-    this.emit('reading', { ...r, seq: seqs[0] });
+    this.emit('reading', { ...r, seq });
     if (eviction) this.overflow(eviction);
     this.uplink?.pumpSoon();
+  }
+
+  /** The store failed or writes again: an event (held in memory until it can be stored), the log, P/state. */
+  private storageChanged(st: StorageStatus): void {
+    if (st.state === 'failing')
+      this.record([{ type: 'storage_error', ts: this.now(), code: st.code, message: st.message, path: this.config.storage.path, hint: storageHint(st.code!) }]);
+    else this.record([{ type: 'storage_recovered', ts: this.now(), failingSince: st.since, droppedTelemetry: st.droppedTelemetry, droppedEvents: st.droppedEvents }]);
+    this.publishState();
+  }
+
+  /** The system clock stepped: an event; durations are unaffected (they run on the monotonic clock). */
+  private clockStepped(s: ClockStep): void {
+    this.logger.warn({ deltaS: s.deltaMs / 1000, action: s.action }, `system clock stepped ${s.deltaMs > 0 ? 'forward' : 'back'} by ${Math.abs(s.deltaMs / 1000)} s (${s.action === 'held' ? 'timestamps run on until it catches up' : 'followed'})`);
+    // recorded on the next turn: the step is noticed inside a now() call
+    setImmediate(() => this.record([{ type: 'clock_step', ts: this.now(), deltaS: Math.round(s.deltaMs / 100) / 10, action: s.action }]));
   }
 
   private overflow(ev: Eviction): void {
@@ -431,7 +512,7 @@ export class Gateway extends EventEmitter {
   record(events: RuleEvent[]): void {
     if (!events.length || (this.stopped && !this.started)) return;
     const bodies = events.map((e) => JSON.stringify({ ...e, ts: new Date(e.ts).toISOString() }));
-    const { seqs, eviction } = this.store.append('event', bodies);
+    const { seqs, eviction } = this.storage.appendEvents(bodies);
     events.forEach((e, i) => {
       this.counters.events++;
       const lvl = e.type === 'output_fault' || e.type === 'sprinkler_blocked' || e.type === 'buffer_overflow' || e.type === 'remote_refused' ? 'warn' : 'info';
@@ -443,18 +524,73 @@ export class Gateway extends EventEmitter {
     this.publishState();
   }
 
+  /** Run the rules (and, once a second, the clocks of the data path). */
   private evaluate(): void {
     if (this.stopped) return;
-    const now = this.now();
-    if (now - this.lastAggTick >= 1000) {
-      this.lastAggTick = now;
-      const closed = this.aggregator.tick(now);
-      if (closed.length) this.onAggregates(closed);
+    try {
+      this.handle(this.engine.evaluate(this.clock.mono()));
+    } catch (e) {
+      this.rulesFailed(e);
+      return;
     }
-    this.hj212?.tick(now);
-    this.handle(this.engine.evaluate(this.now()));
-    this.publishState();
-    this.updateLight();
+    this.rulesFailing = false;
+    const mono = this.clock.mono();
+    if (mono - this.lastAggTick >= 1000) {
+      this.lastAggTick = mono;
+      this.dataPath('aggregates', () => {
+        const now = this.now();
+        const closed = this.aggregator.tick(now);
+        if (closed.length) this.onAggregates(closed);
+        this.hj212?.tick(now);
+      });
+      this.storage.tick();
+    }
+    this.dataPath('state', () => {
+      this.publishState();
+      this.updateLight();
+    });
+  }
+
+  private rulesFailing = false;
+  /** The rules could not run: every output off and read back (fail safe); tried again on the next tick. */
+  private rulesFailed(e: unknown): void {
+    if (!this.rulesFailing) this.logger.error({ err: String(e), stack: (e as Error).stack }, `rules failed: ${String(e)}; every output off`);
+    this.rulesFailing = true;
+    void this.rt.allOff().then((stuck) => this.reportStuck(stuck, 'rules failure'));
+  }
+
+  /** Run a data-path job; its failure is logged (once per message), never thrown into the control path. */
+  private dataPath(what: string, job: () => void): void {
+    try {
+      job();
+    } catch (e) {
+      const msg = String(e);
+      if (this.lastDataError.get(what) !== msg) this.logger.error({ part: what, err: msg }, `${what}: ${msg}`);
+      this.lastDataError.set(what, msg);
+    }
+  }
+  private lastDataError = new Map<string, string>();
+
+  /**
+   * The gateway cannot go on (a fatal error): stop polling, switch every relay channel off and
+   * read it back, then close what can be closed. Never throws.
+   */
+  async failSafe(reason: string): Promise<void> {
+    this.logger.fatal({ reason }, `fail-safe: ${reason}; switching every output off`);
+    this.stopped = true;
+    if (this.tick) clearInterval(this.tick);
+    try {
+      await this.rt.poller.stop();
+    } catch {
+      /* going down anyway */
+    }
+    try {
+      const stuck = await this.rt.allOff();
+      this.logger.fatal({ outputs: this.rt.outputs.actual, notConfirmed: stuck }, 'fail-safe: outputs off');
+      for (const l of this.rt.lights) l.setLight('off');
+    } catch (e) {
+      this.logger.fatal({ err: String(e) }, 'fail-safe: switching off failed');
+    }
   }
 
   /**
@@ -462,8 +598,8 @@ export class Gateway extends EventEmitter {
    * P/aggregates one message per device and period, with AQI for hours and days.
    */
   private onAggregates(list: Aggregate[]): void {
-    this.store.saveAggregates(list.map((a) => ({ ...a, start: new Date(a.start).toISOString() })));
-    this.hj212?.onAggregates(list);
+    this.dataPath('aggregates store', () => this.store.saveAggregates(list.map((a) => ({ ...a, start: new Date(a.start).toISOString() }))));
+    this.dataPath('hj212', () => this.hj212?.onAggregates(list));
     const groups = new Map<string, Aggregate[]>();
     for (const a of list) {
       const k = `${a.period}|${a.start}|${a.device}`;
@@ -480,7 +616,7 @@ export class Gateway extends EventEmitter {
       this.emit('aggregates', msg);
       this.uplink?.publish('aggregates', JSON.stringify(msg));
     }
-    if (list.some((a) => a.period === 'day')) this.store.pruneAggregates(new Date(this.now() - 40 * 86_400_000).toISOString());
+    if (list.some((a) => a.period === 'day')) this.dataPath('aggregates prune', () => this.store.pruneAggregates(new Date(this.now() - 40 * 86_400_000).toISOString()));
   }
 
   /** The running mean of valid daily means since 1 January (local) against the city's annual target. */
@@ -503,23 +639,24 @@ export class Gateway extends EventEmitter {
 
   /** Record the engine's events and carry its commands to the outputs. */
   handle({ events, commands }: { events: RuleEvent[]; commands: OutputCommand[] }): void {
-    this.record(events);
+    // the relays first: nothing on the data path may delay or skip a switch
     for (const c of commands) {
-      void this.rt.outputs.set(c.output, c.on).then(() => this.publishState());
+      void this.rt.outputs.set(c.output, c.on).then(() => this.dataPath('state', () => this.publishState()));
     }
+    this.dataPath('events', () => this.record(events));
   }
 
   /** Set the alert level (remote command): its profile applies from now on, and survives a restart. */
   setAlertLevel(level: Parameters<RulesEngine['setAlertLevel']>[0], why: Record<string, unknown> = {}): void {
-    this.engine.setAlertLevel(level, this.now(), why);
-    this.store.setMeta('alertLevel', level);
-    this.handle(this.engine.evaluate(this.now()));
+    this.engine.setAlertLevel(level, this.clock.mono(), why);
+    this.dataPath('alert level', () => this.store.setMeta('alertLevel', level));
+    this.handle(this.engine.evaluate(this.clock.mono()));
     this.publishState();
   }
 
   /** Switch an output on request: every interlock applies (see RulesEngine.request). */
   requestOutput(name: string, on: boolean, opts: { durationS?: number; by?: string; requestId?: string } = {}) {
-    const res = this.engine.request(name, on, this.now(), opts);
+    const res = this.engine.request(name, on, this.clock.mono(), opts);
     this.handle({ events: this.engine.drainEvents(), commands: [] });
     // the engine queued the command for the next evaluation; run it now
     this.evaluate();
@@ -542,7 +679,7 @@ export class Gateway extends EventEmitter {
    */
   lightPattern(): LightPattern {
     if (this.stopped || !this.started) return 'off';
-    const alarms = this.engine.snapshot(this.now()).alarms;
+    const alarms = this.engine.snapshot(this.clock.mono()).alarms;
     if (DUST_METRICS.some((m) => alarms[m] && alarms[m] !== 'none')) return 'fast';
     if ([...this.rt.devices.values()].some((d) => d.status === 'offline')) return 'slow';
     if (this.uplink && !this.uplink.connected) return 'slow';
@@ -564,12 +701,12 @@ export class Gateway extends EventEmitter {
   state() {
     const devices: Record<string, string> = {};
     for (const [id, d] of this.rt.devices) devices[id] = d.status;
-    return { ts: new Date(this.now()).toISOString(), ...this.engine.snapshot(this.now()), outputs: { ...this.rt.outputs.actual }, devices };
+    return { ts: new Date(this.now()).toISOString(), ...this.engine.snapshot(this.clock.mono()), outputs: { ...this.rt.outputs.actual }, devices, storage: this.storage.status().state };
   }
 
   /** Buffer figures, at most once a second (the page and /metrics ask often). */
   bufferStats() {
-    const now = Date.now();
+    const now = this.clock.mono();
     if (!this.statsCache || now - this.statsCache.at > 1000) {
       const st = this.store.stats();
       this.statsCache = { at: now, value: { ...st, oldestAgeS: st.oldestTs ? Math.max(0, Math.round((this.now() - Date.parse(st.oldestTs)) / 1000)) : null } };
@@ -590,7 +727,8 @@ export class Gateway extends EventEmitter {
       state: this.state(),
       latest: this.latestBySource,
       devices,
-      buffer: { telemetry: b.telemetry, events: b.events, oldestTs: b.oldestTs, oldestAgeS: b.oldestAgeS, bytes: b.bytes, capBytes: b.capBytes, evicted: b.evicted },
+      buffer: { telemetry: b.telemetry, events: b.events, oldestTs: b.oldestTs, oldestAgeS: b.oldestAgeS, bytes: b.bytes, capBytes: b.capBytes, fileBytes: b.fileBytes, evicted: b.evicted },
+      storage: this.storage.status(),
       links: {
         mqtt: this.uplink ? (this.uplink.connected ? 'connected' : 'down') : null,
         hj212: this.hj212 ? (this.hj212.isConnected ? 'connected' : 'down') : null,

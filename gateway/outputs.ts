@@ -64,7 +64,7 @@ export class OutputManager {
         this.onFault({ output: name, wanted: wantS, actual: 'unknown', reason: 'write_failed', error: (e as Error).message });
       } finally {
         this.busy.delete(name);
-        this.lastWrite[name] = Date.now();
+        this.lastWrite[name] = performance.now();
       }
       return this.actual[name]!;
     });
@@ -74,6 +74,33 @@ export class OutputManager {
   async allOff(): Promise<Record<string, OutputActual>> {
     await Promise.all(Object.keys(this.outputs).map((n) => this.set(n, false)));
     return { ...this.actual };
+  }
+
+  /**
+   * Channels not mapped to any output switched off and read back (mapped ones are set through
+   * set()). A device that does not answer the first write is not tried channel by channel.
+   */
+  async channelsOff(relays: Map<string, number[]>): Promise<{ device: string; channel: number; actual: 'on' | 'unknown' }[]> {
+    const mapped = new Set(Object.values(this.outputs).map((o) => `${o.device}/${o.channel}`));
+    const bad: { device: string; channel: number; actual: 'on' | 'unknown' }[] = [];
+    await Promise.all(
+      [...relays].map(([device, channels]) => {
+        const dev = this.devices.get(device);
+        const free = channels.filter((c) => !mapped.has(`${device}/${c}`));
+        if (!dev || !free.length) return Promise.resolve();
+        return this.enqueue(device, async () => {
+          try {
+            for (const c of free) await dev.writeChannel(c, false);
+            const bits = await dev.readChannels();
+            for (const c of free) if (bits[c - 1] !== false) bad.push({ device, channel: c, actual: bits[c - 1] === undefined ? 'unknown' : 'on' });
+          } catch (e) {
+            this.logger?.warn({ device, err: (e as Error).message }, `relay channels of ${device} could not be switched off: ${(e as Error).message}`);
+            for (const c of free) bad.push({ device, channel: c, actual: 'unknown' });
+          }
+        });
+      }),
+    );
+    return bad;
   }
 
   /**
@@ -90,7 +117,7 @@ export class OutputManager {
       this.actual[name] = actual;
       if (want === undefined || (actual === 'on') === want) continue;
       // give a write that just finished time to show up in the next poll
-      if (Date.now() - (this.lastWrite[name] ?? 0) < 1000) continue;
+      if (performance.now() - (this.lastWrite[name] ?? -Infinity) < 1000) continue;
       this.logger?.warn({ output: name, wanted: want, actual }, `output ${name} found ${actual}; switching it ${want ? 'on' : 'off'} again`);
       this.onFault({ output: name, wanted: want ? 'on' : 'off', actual, reason: 'state_mismatch' });
       void this.set(name, want);

@@ -16,7 +16,10 @@ export interface RawReading {
 }
 
 export interface PollerOptions {
+  /** wall clock, for the readings' timestamps */
   now?: () => number;
+  /** monotonic clock, for the cadence (a wall-clock step must not stall polling) */
+  mono?: () => number;
   /** Device state changes and error changes are logged here, once per change (not per repeat). */
   logger?: Logger;
 }
@@ -26,6 +29,7 @@ export class Poller extends EventEmitter {
   private timers = new Map<string, NodeJS.Timeout>();
   private inFlight = new Set<Promise<void>>();
   private readonly now: () => number;
+  private readonly mono: () => number;
 
   constructor(
     readonly devices: GatewayDevice[],
@@ -33,6 +37,7 @@ export class Poller extends EventEmitter {
   ) {
     super();
     this.now = opts.now ?? Date.now;
+    this.mono = opts.mono ?? (() => performance.now());
     // readings a device reports by itself (a Firmata input edge), stamped with when it happened
     for (const d of devices)
       d.on('push', (values: Values, atMs: number) => {
@@ -62,11 +67,11 @@ export class Poller extends EventEmitter {
   private schedule(d: GatewayDevice, delay: number): void {
     if (!this.running) return;
     const timer = setTimeout(() => {
-      const started = this.now();
+      const started = this.mono();
       const p = this.pollOnce(d).then(() => {
         // keep the cadence: the next poll is due pollMs after this one started
-        const elapsed = this.now() - started;
-        this.schedule(d, Math.max(0, d.nextDelayMs() - elapsed));
+        const elapsed = this.mono() - started;
+        this.schedule(d, Math.min(d.nextDelayMs(), Math.max(0, d.nextDelayMs() - elapsed)));
       });
       this.inFlight.add(p);
       void p.finally(() => this.inFlight.delete(p));
@@ -74,12 +79,21 @@ export class Poller extends EventEmitter {
     this.timers.set(d.id, timer);
   }
 
+  /** One read; whatever a listener does with the result, the device is polled again. */
   private async pollOnce(d: GatewayDevice): Promise<void> {
+    let reading: RawReading | undefined;
+    let error: DriverError | undefined;
     try {
       const values = await d.read();
-      this.emit('reading', { device: d.id, ts: new Date(this.now()).toISOString(), values } satisfies RawReading);
+      reading = { device: d.id, ts: new Date(this.now()).toISOString(), values };
     } catch (e) {
-      this.emit('read-error', d.id, e as DriverError);
+      error = e as DriverError;
+    }
+    try {
+      if (reading) this.emit('reading', reading);
+      else this.emit('read-error', d.id, error);
+    } catch (e) {
+      this.emit('listener-error', d.id, e);
     }
   }
 

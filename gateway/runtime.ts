@@ -63,6 +63,8 @@ export class Runtime {
       firmataIo?: FirmataIoFactory;
       reopenMaxMs?: number;
       now: () => number;
+      /** monotonic clock for the poll cadence */
+      mono?: () => number;
       logger: Logger;
       /** Open Firmata buses of the runtime this one replaces, taken over when their settings are unchanged. */
       reuse?: Map<string, FirmataBus>;
@@ -100,9 +102,10 @@ export class Runtime {
     for (const id of Object.values(this.sources)) this.ruleDevices.add(id);
     for (const i of Object.values(config.inputs)) this.ruleDevices.add(i.device);
     this.outputs = new OutputManager(config.outputs, this.devices, hooks.onFault, o.logger);
-    this.poller = new Poller([...this.devices.values()], { now: o.now, logger: o.logger });
+    this.poller = new Poller([...this.devices.values()], { now: o.now, mono: o.mono, logger: o.logger });
     this.poller.on('reading', hooks.onReading);
     this.poller.on('read-error', hooks.onReadError);
+    this.poller.on('listener-error', (device: string, e: unknown) => o.logger.error({ device, err: String(e) }, `reading of ${device} not handled: ${String(e)}`));
   }
 
   /**
@@ -120,6 +123,26 @@ export class Runtime {
       await this.close();
       throw Object.assign(new Error(issues.map((i) => `${i.path}: ${i.message}`).join('; ')), { issues });
     }
+  }
+
+  /** Relay channels of every device that has any (mapped to an output or not): device → channels. */
+  relayChannels(): Map<string, number[]> {
+    const out = new Map<string, number[]>();
+    for (const d of this.config.devices) {
+      const ch = channelsOf(definitionOf(d)).outputs;
+      if (ch.length) out.set(d.id, ch);
+    }
+    return out;
+  }
+
+  /**
+   * Every relay channel of every relay device off and read back, not only the mapped ones: a
+   * channel left on by an earlier config or by hand is not left running (start-up, shutdown, fail-safe).
+   * Returns the channels that did not confirm off.
+   */
+  async allOff(): Promise<{ device: string; channel: number; actual: 'on' | 'unknown' }[]> {
+    await this.outputs.allOff();
+    return this.outputs.channelsOff(this.relayChannels());
   }
 
   /** The Firmata buses a replacing runtime may take over (an Arduino would reset if reopened). */

@@ -7,7 +7,7 @@
  * which is spliced in at publish time.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 export type RecordKind = 'telemetry' | 'event';
@@ -48,38 +48,67 @@ export interface Eviction {
 
 /** Bytes counted per row beside its body (key, kind, index entry): the cap is on these totals. */
 const ROW_OVERHEAD = 32;
+/**
+ * Below this cap the files' fixed part (schema, aggregates, config versions: about 64 KiB) would
+ * take most of it, so only the records' own bytes are counted; from here up the cap bounds the
+ * database and WAL files themselves.
+ */
+export const PHYSICAL_CAP_MIN = 256 * 1024;
+
+/** What went wrong with the disk under the store, from SQLite's error code. */
+export type StorageErrorCode = 'disk_full' | 'io_error' | 'read_only' | 'corrupt' | 'cannot_open' | 'storage_error';
+
+/** The storage error code of an exception thrown by better-sqlite3 (or a file system call), if it is one. */
+export function storageErrorCode(e: unknown): StorageErrorCode | undefined {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return undefined;
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') return 'disk_full';
+  if (code.startsWith('SQLITE_IOERR') || code === 'EIO') return 'io_error';
+  if (code.startsWith('SQLITE_READONLY') || code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return 'read_only';
+  if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') return 'corrupt';
+  if (code.startsWith('SQLITE_CANTOPEN') || code === 'EISDIR' || code === 'ENOTDIR') return 'cannot_open';
+  if (code.startsWith('SQLITE_')) return 'storage_error';
+  return undefined;
+}
+
+/** The WAL's share of the cap: checkpointed and truncated to this (64 KiB .. 4 MiB). */
+export function walBudgetBytes(capBytes: number): number {
+  return Math.min(4 * 1024 * 1024, Math.max(64 * 1024, Math.floor(capBytes * 0.1)));
+}
 
 export class Store {
   readonly db: Database.Database;
   private bytes = 0;
   private readonly capBytes: number;
+  /** WAL bytes allowed for (see walBudgetBytes); 0 for a read-only store */
+  readonly walBudget: number;
+  /** Database pages in use may not grow past this (0: the cap counts record bytes only). */
+  private readonly pageCap: number;
+  private pageSize = 4096;
+  private sinceCheck = 0;
   private readonly stmts;
   readonly evicted = { telemetry: 0, events: 0 };
 
+  /** A file of zeros beside the database, given up when the disk is full so the store can still delete and open. */
+  readonly reservePath: string;
+  private readonly reserveBytes: number;
+
   constructor(readonly opts: StoreOptions) {
     if (!opts.readonly) mkdirSync(path.dirname(path.resolve(opts.path)), { recursive: true });
-    this.db = new Database(opts.path, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly });
-    if (!opts.readonly) {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma(`synchronous = ${opts.durability === 'full' ? 'FULL' : 'NORMAL'}`);
-      this.db.exec(`
-        CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        -- minute/hour/day aggregates for HJ 212 back-fill: never evicted with the buffer, kept 35+ days
-        CREATE TABLE IF NOT EXISTS aggregates (
-          period TEXT NOT NULL, start TEXT NOT NULL, device TEXT NOT NULL, metric TEXT NOT NULL,
-          mean REAL, min REAL, max REAL, count INTEGER NOT NULL, flag TEXT NOT NULL,
-          PRIMARY KEY (period, start, device, metric));
-        -- applied configs (the site file, then remote changes): the last 20 are kept
-        CREATE TABLE IF NOT EXISTS config_versions (
-          version INTEGER PRIMARY KEY, ts TEXT NOT NULL, source TEXT NOT NULL, request_id TEXT,
-          base_hash TEXT NOT NULL, config TEXT NOT NULL, note TEXT);
-        -- request ids of remote messages already seen (replays are refused)
-        CREATE TABLE IF NOT EXISTS remote_requests (request_id TEXT PRIMARY KEY, ts INTEGER NOT NULL);
-      `);
-    }
+    this.reservePath = `${opts.path}.reserve`;
+    this.reserveBytes = opts.maxMB * 1024 * 1024 >= PHYSICAL_CAP_MIN ? 256 * 1024 : 64 * 1024;
     this.capBytes = opts.maxMB * 1024 * 1024;
-    const db = this.db;
+    this.walBudget = opts.readonly ? 0 : walBudgetBytes(this.capBytes);
+    this.pageCap = this.capBytes >= PHYSICAL_CAP_MIN ? this.capBytes - this.walBudget : 0;
+    let db: Database.Database;
+    try {
+      db = this.openDb();
+    } catch (e) {
+      // a full disk: the reserve makes the room to open (the WAL index and a schema change need a few pages)
+      if (opts.readonly || storageErrorCode(e) !== 'disk_full' || !this.releaseReserve()) throw e;
+      db = this.openDb();
+    }
+    this.db = db;
     this.stmts = {
       insert: opts.readonly ? undefined : db.prepare('INSERT INTO records (kind, body) VALUES (?, ?)'),
       after: db.prepare('SELECT seq, kind, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?').raw(true),
@@ -91,8 +120,74 @@ export class Store {
       setMeta: opts.readonly ? undefined : db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     };
     this.recount();
+    if (!opts.readonly) this.restoreReserve();
     this.evicted.telemetry = Number(this.meta('evicted.telemetry') ?? 0);
     this.evicted.events = Number(this.meta('evicted.events') ?? 0);
+  }
+
+  /** Open the database (WAL, the cap's checkpoint policy, the schema); a directory or a non-database fails here. */
+  private openDb(): Database.Database {
+    const opts = this.opts;
+    const db = new Database(opts.path, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly });
+    try {
+      db.pragma('schema_version', { simple: true });
+      if (!opts.readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma(`synchronous = ${opts.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+        // the WAL is part of the cap: checkpoint at half its budget, and cut it back to the budget after
+        this.pageSize = Number(db.pragma('page_size', { simple: true }));
+        db.pragma(`wal_autocheckpoint = ${Math.max(8, Math.floor(this.walBudget / this.pageSize / 2))}`);
+        db.pragma(`journal_size_limit = ${this.walBudget}`);
+        db.exec(`
+          CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL);
+          CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+          -- minute/hour/day aggregates for HJ 212 back-fill: never evicted with the buffer, kept 35+ days
+          CREATE TABLE IF NOT EXISTS aggregates (
+            period TEXT NOT NULL, start TEXT NOT NULL, device TEXT NOT NULL, metric TEXT NOT NULL,
+            mean REAL, min REAL, max REAL, count INTEGER NOT NULL, flag TEXT NOT NULL,
+            PRIMARY KEY (period, start, device, metric));
+          -- applied configs (the site file, then remote changes): the last 20 are kept
+          CREATE TABLE IF NOT EXISTS config_versions (
+            version INTEGER PRIMARY KEY, ts TEXT NOT NULL, source TEXT NOT NULL, request_id TEXT,
+            base_hash TEXT NOT NULL, config TEXT NOT NULL, note TEXT);
+          -- request ids of remote messages already seen (replays are refused); pruned by ts
+          CREATE TABLE IF NOT EXISTS remote_requests (request_id TEXT PRIMARY KEY, ts INTEGER NOT NULL);
+          CREATE INDEX IF NOT EXISTS remote_requests_ts ON remote_requests (ts);
+        `);
+      }
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+    return db;
+  }
+
+  /** Give up the reserve file (a full disk); true if there was one. */
+  releaseReserve(): boolean {
+    try {
+      unlinkSync(this.reservePath);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Put the reserve back (best effort: on a full disk it waits for the next recovery). */
+  restoreReserve(): void {
+    if (existsSync(this.reservePath)) return;
+    let fd: number | undefined;
+    try {
+      fd = openSync(this.reservePath, 'w');
+      writeSync(fd, Buffer.alloc(this.reserveBytes));
+      closeSync(fd);
+    } catch {
+      if (fd !== undefined) closeSync(fd);
+      try {
+        unlinkSync(this.reservePath);
+      } catch {
+        /* nothing there */
+      }
+    }
   }
 
   meta(key: string): string | undefined {
@@ -120,21 +215,59 @@ export class Store {
    */
   append(kind: RecordKind, bodies: string[]): { seqs: number[]; eviction?: Eviction } {
     const seqs = bodies.length === 1 ? this.appendTx(kind, bodies) : this.appendMany(kind, bodies);
-    const eviction = this.bytes > this.capBytes ? this.evict() : undefined;
+    let eviction = this.bytes > this.capBytes ? this.evict() : undefined;
+    // the files: look at the pages in use when the records could be near the cap (every 32 writes)
+    if (this.pageCap && this.bytes > this.pageCap * 0.4 && (++this.sinceCheck >= 32 || this.bytes > this.pageCap * 0.8)) {
+      this.sinceCheck = 0;
+      if (this.usedBytes() > this.pageCap * 0.95) eviction = addEviction(eviction, this.evictPages(this.pageCap * 0.85));
+    }
     return { seqs, eviction };
   }
 
+  /** Bytes of database pages in use (free pages are reused before the file grows). */
+  usedBytes(): number {
+    const pages = Number(this.db.pragma('page_count', { simple: true }));
+    const free = Number(this.db.pragma('freelist_count', { simple: true }));
+    return (pages - free) * this.pageSize;
+  }
+
   /** Evict down to 90 % of the cap: oldest telemetry first, then oldest events. */
-  evict(): Eviction {
-    const target = this.capBytes * 0.9;
+  evict(target = this.capBytes * 0.9): Eviction {
+    return this.evictWhile(() => this.bytes > target, ['t', 'e']);
+  }
+
+  /** Evict oldest telemetry until the pages in use are at most `target` bytes (events stay: the record cap handles them). */
+  private evictPages(target: number): Eviction {
+    let total: Eviction | undefined;
+    for (let i = 0; i < 10_000 && this.usedBytes() > target; i++) {
+      let n = 0;
+      const ev = this.evictWhile(() => n++ < 128, ['t']);
+      total = addEviction(total, ev);
+      if (!ev.telemetry) break;
+    }
+    return total ?? { telemetry: 0, events: 0, bytes: 0 };
+  }
+
+  /**
+   * Free room on a full disk: drop the oldest telemetry (its pages are reused by the next writes).
+   * Returns the eviction, or undefined when nothing could be dropped.
+   */
+  makeRoom(records = 256): Eviction | undefined {
+    let n = 0;
+    const ev = this.evictWhile(() => n++ < records, ['t']);
+    return ev.telemetry ? ev : undefined;
+  }
+
+  private evictWhile(more: () => boolean, kinds: ('t' | 'e')[]): Eviction {
     const ev: Eviction = { telemetry: 0, events: 0, bytes: 0 };
     this.db.transaction(() => {
-      for (const kind of ['t', 'e'] as const) {
-        while (this.bytes > target) {
+      for (const kind of kinds) {
+        while (more()) {
           const rows = this.stmts.oldestOf.all(kind, 256) as { seq: number; len: number }[];
           if (!rows.length) break;
+          let i = 0;
           for (const r of rows) {
-            if (this.bytes <= target) break;
+            if (i++ && !more()) break;
             this.stmts.delSeq!.run(r.seq);
             this.bytes -= r.len + ROW_OVERHEAD;
             ev.bytes += r.len + ROW_OVERHEAD;
@@ -208,14 +341,31 @@ export class Store {
     const acks = this.pendingAcks;
     if (!acks.length || !this.db.open) return;
     this.pendingAcks = [];
-    this.db.transaction(() => {
-      for (const a of acks) {
-        const n = this.stmts.del!.run(a.from, a.to).changes;
-        if (n === a.count) this.bytes -= a.bytes + n * ROW_OVERHEAD;
-        else this.recount();
-      }
-    })();
+    try {
+      this.db.transaction(() => {
+        for (const a of acks) {
+          const n = this.stmts.del!.run(a.from, a.to).changes;
+          if (n === a.count) this.bytes -= a.bytes + n * ROW_OVERHEAD;
+          else this.recount();
+        }
+      })();
+    } catch (e) {
+      // a full disk can refuse even a delete (the WAL must grow): keep the acks and try again later
+      if (!storageErrorCode(e)) throw e;
+      this.pendingAcks = acks.concat(this.pendingAcks);
+      this.ackError = e as Error;
+      if (!this.ackRetry) this.ackRetry = setTimeout(() => {
+        this.ackRetry = undefined;
+        this.flushAcks();
+      }, 1000);
+      this.ackRetry.unref?.();
+      return;
+    }
+    this.ackError = undefined;
   }
+  private ackRetry: NodeJS.Timeout | undefined;
+  /** The last error deleting acknowledged records (cleared when a delete works again). */
+  ackError: Error | undefined;
 
   private recount(): void {
     const t = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(length(body)), 0) AS b FROM records').get() as { n: number; b: number };
@@ -257,6 +407,7 @@ export class Store {
       bytes: this.bytes,
       capBytes: this.capBytes,
       fileBytes,
+      walBudget: this.walBudget,
       evicted: { ...this.evicted },
     };
   }
@@ -322,9 +473,19 @@ export class Store {
   }
 
   close(): void {
-    this.flushAcks();
+    if (this.ackRetry) clearTimeout(this.ackRetry);
+    try {
+      this.flushAcks();
+    } catch {
+      /* closing anyway: unflushed acks are sent again after a restart (at least once) */
+    }
     if (this.db.open) this.db.close();
   }
+}
+
+function addEviction(a: Eviction | undefined, b: Eviction): Eviction {
+  if (!a) return b;
+  return { telemetry: a.telemetry + b.telemetry, events: a.events + b.events, bytes: a.bytes + b.bytes };
 }
 
 /** The published text of a stored record: the body with its seq first. */

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
 import { action } from './errors.js';
 import { parseIntIn } from './parse.js';
-import { stopOnSignals } from './run-command.js';
+import { failSafeOnFatal, stopOnSignals } from './run-command.js';
 
 /** Project root, whether run from source (gateway/cli) or from the bundle (dist/). */
 export function projectRoot(): string {
@@ -76,6 +76,7 @@ export function registerDemoCommand(program: Command): void {
           await sim.stop();
           await broker.stop();
         });
+        failSafeOnFatal(gw);
         await gw.start();
         const P = topicPrefix(loaded.config.mqtt, loaded.config.gateway.id);
         process.stdout.write(

@@ -24,6 +24,26 @@ export function stopOnSignals(stop: () => Promise<void>): void {
   process.on('SIGTERM', onSignal);
 }
 
+/**
+ * An error nothing caught means the gateway can no longer be trusted to run its rules: every relay
+ * channel off and read back, then exit non-zero (systemd restarts it). Safety first (SPEC §1).
+ */
+export function failSafeOnFatal(gw: Gateway): void {
+  let failing = false;
+  const onFatal = (e: unknown) => {
+    process.stderr.write(`dustgate: fatal: ${String((e as Error)?.stack ?? e)}\n`);
+    if (failing) return;
+    failing = true;
+    const exit = setTimeout(() => process.exit(70), 10_000);
+    gw.failSafe(`fatal error: ${String((e as Error)?.message ?? e)}`).finally(() => {
+      clearTimeout(exit);
+      process.exit(70);
+    });
+  };
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
+}
+
 export function registerRunCommand(program: Command): void {
   program
     .command('run')
@@ -35,6 +55,7 @@ export function registerRunCommand(program: Command): void {
         const loaded = loadConfigFile(o.config);
         const gw = new Gateway({ loaded, logger: createLogger('dustgate') });
         stopOnSignals(() => gw.stop());
+        failSafeOnFatal(gw);
         await gw.start();
       }),
     );

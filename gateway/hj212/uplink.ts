@@ -136,7 +136,6 @@ export class Hj212Uplink extends EventEmitter {
   /** Called on the gateway's tick. */
   tick(now: number): void {
     if (!this.connected || !this.rtdOn || now < this.nextRtd) return;
-    this.nextRtd = now + this.rtdIntervalS * 1000;
     const latest = this.o.latest();
     const groups: CpGroup[] = [[['DataTime', hjTime(now, this.o.timeZone)]]];
     for (const [metric, code] of Object.entries(HJ_CODES)) {
@@ -147,7 +146,8 @@ export class Hj212Uplink extends EventEmitter {
         [`${code}-Flag`, x.flag],
       ]);
     }
-    if (groups.length === 1) return;
+    if (groups.length === 1) return; // nothing to say yet: the next tick tries again
+    this.nextRtd = now + this.rtdIntervalS * 1000;
     for (const t of buildPackets(this.head(this.newQn(), CN.rtd, false), groups)) this.write(t);
     this.counters.rtd++;
   }

@@ -79,7 +79,15 @@ export class RulesEngine {
   private pending: RuleEvent[] = [];
   private commands: OutputCommand[] = [];
 
-  constructor(cfg: EngineConfig, now: number) {
+  /**
+   * `now` everywhere in this class is monotonic time (durations); `wallOf` turns it into wall time
+   * for event timestamps and the calendar rules (night hours, the ban window). A fake clock in tests
+   * is both.
+   */
+  private readonly wallOf: (t: number) => number;
+
+  constructor(cfg: EngineConfig, now: number, o: { wallOf?: (t: number) => number } = {}) {
+    this.wallOf = o.wallOf ?? ((t) => t);
     this.configure(cfg, now);
   }
 
@@ -106,7 +114,7 @@ export class RulesEngine {
   }
 
   private emit(e: RuleEvent): void {
-    this.pending.push(e);
+    this.pending.push({ ...e, ts: this.wallOf(e.ts) });
   }
 
   private command(output: string, on: boolean, reason: string, now: number, extra: Record<string, unknown> = {}): void {
@@ -125,13 +133,13 @@ export class RulesEngine {
 
   // ---------------------------------------------------------------- readings
 
-  /** Take a reading: source metrics feed the means, input channels the debouncers. */
-  ingest(r: Reading): void {
+  /** Take a reading (`at`: its monotonic time; default its ts): source metrics feed the means, input channels the debouncers. */
+  ingest(r: Reading, at: number = r.ts): void {
     for (const m of RULE_METRICS) {
       if (this.sourceOf(m) !== r.device) continue;
       const v = r.values[m];
       if (v === undefined || !usable(r.flags[m])) continue;
-      const s = { t: r.ts, v };
+      const s = { t: at, v };
       this.latest[m] = s;
       (this.windows[m] ??= []).push(s);
     }
@@ -139,10 +147,10 @@ export class RulesEngine {
       if (input.device !== r.device) continue;
       const raw = r.values[`ch${input.channel}`];
       if (raw === undefined) continue;
-      const st = this.inputs[name] ?? { raw: 0, rawSince: r.ts, stable: 0 };
-      const { state, edge } = debounceStep(st, raw ? 1 : 0, r.ts, input.debounceMs);
+      const st = this.inputs[name] ?? { raw: 0, rawSince: at, stable: 0 };
+      const { state, edge } = debounceStep(st, raw ? 1 : 0, at, input.debounceMs);
       this.inputs[name] = state;
-      if (edge?.rising && input.kind === 'video-trigger') this.emit({ type: 'video_trigger', ts: r.ts, input: name, edgeAt: new Date(edge.at).toISOString() });
+      if (edge?.rising && input.kind === 'video-trigger') this.emit({ type: 'video_trigger', ts: at, input: name, edgeAt: new Date(this.wallOf(edge.at)).toISOString() });
     }
   }
 
@@ -235,7 +243,7 @@ export class RulesEngine {
       if (res.change !== 'cleared') changed.push(metric);
     };
     for (const m of DUST_METRICS) check(m, meanOver(this.windows[m] ?? [], now, r.dustAlarm.averageS), r.dustAlarm[m]);
-    const nl = noiseLimits(now, this.cfg.timezone, r.noise);
+    const nl = noiseLimits(this.wallOf(now), this.cfg.timezone, r.noise);
     check('noise', meanOver(this.windows.noise ?? [], now, r.noise.averageS), { warn: nl.warn, clear: nl.clear }, { period: nl.period });
     // linkage on raise/escalate: pulse the camera outputs named in onWarn
     if (changed.length)
@@ -260,7 +268,7 @@ export class RulesEngine {
   }
 
   private earthwork(now: number, r: Rules): void {
-    const ban = earthworkBanReason(now, this.cfg.timezone, this.alertLevel, r.earthworkBan);
+    const ban = earthworkBanReason(this.wallOf(now), this.cfg.timezone, this.alertLevel, r.earthworkBan);
     for (const [name, input] of Object.entries(this.cfg.inputs)) {
       if (input.kind !== 'earthwork-activity') continue;
       const active = this.inputs[name]?.stable === 1;

@@ -159,10 +159,16 @@ export class MqttUplink extends EventEmitter {
   pump(): void {
     const client = this.client;
     if (!client || this.stopping) return;
-    while (client.connected && this.inflight < this.window) {
-      const batch = this.o.store.nextBatch(this.cursor, this.o.mqtt.maxBatch);
-      if (!batch.length) return;
-      this.send(client, batch);
+    try {
+      while (client.connected && this.inflight < this.window) {
+        const batch = this.o.store.nextBatch(this.cursor, this.o.mqtt.maxBatch);
+        if (!batch.length) return;
+        this.send(client, batch);
+      }
+    } catch (e) {
+      // a store that cannot be read (I/O error): try again shortly, never throw into a timer
+      this.o.logger.error({ err: (e as Error).message }, `uplink: reading the buffer failed: ${(e as Error).message}`);
+      this.pumpSoon(1000);
     }
   }
 
