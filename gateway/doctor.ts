@@ -3,7 +3,7 @@
  * fix: config, serial ports and permissions, each device answering, the broker with its TLS and
  * credentials, the HJ 212 platform, the clock, and disk room for the buffer.
  */
-import { accessSync, constants, existsSync, readFileSync, statfsSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -230,11 +230,27 @@ export async function runDoctor(file: string, o: { timeoutMs?: number } = {}): P
   try {
     const st = statfsSync(probe);
     const freeMB = (st.bavail * st.bsize) / 1048576;
-    const needMB = c.storage.maxMB * 1.5; // WAL and page slack
+    // the cap bounds the database and its WAL together; what they hold now is already on the disk
+    let usedMB = 0;
+    for (const suffix of ['', '-wal', '-shm', '.reserve'])
+      try {
+        const f = statSync(c.storage.path + suffix);
+        if (f.isDirectory()) throw Object.assign(new Error(`${c.storage.path} is a directory`), { code: 'EISDIR' });
+        usedMB += f.size / 1048576;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    const needMB = c.storage.maxMB + 0.5; // + the reserve file and the WAL index
+    const fmt = (mb: number) => (mb >= 10 ? String(Math.round(mb)) : mb.toFixed(2));
     checks.push(
-      freeMB >= needMB
-        ? { name: 'disk', ok: true, detail: `${Math.round(freeMB)} MB free at ${probe} for a buffer of up to ${c.storage.maxMB} MB` }
-        : { name: 'disk', ok: false, detail: `${Math.round(freeMB)} MB free at ${probe}, the buffer may need ${Math.round(needMB)} MB`, fix: 'free space, or lower storage.maxMB' },
+      freeMB + usedMB >= needMB
+        ? { name: 'disk', ok: true, detail: `${fmt(freeMB)} MB free at ${probe}; the buffer holds ${fmt(usedMB)} MB (database, WAL) of its ${c.storage.maxMB} MB cap` }
+        : {
+            name: 'disk',
+            ok: false,
+            detail: `${fmt(freeMB)} MB free at ${probe} and ${fmt(usedMB)} MB in the buffer: the buffer's cap (storage.maxMB ${c.storage.maxMB}, database and WAL together) needs ${fmt(needMB)} MB`,
+            fix: `free space, or set storage.maxMB to at most ${Math.max(0.25, Math.floor((freeMB + usedMB - 0.5) * 10) / 10)}`,
+          },
     );
   } catch (e) {
     checks.push({ name: 'disk', ok: false, detail: `${probe}: ${(e as Error).message}`, fix: 'check storage.path' });

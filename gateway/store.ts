@@ -99,13 +99,16 @@ export class Store {
     this.reserveBytes = opts.maxMB * 1024 * 1024 >= PHYSICAL_CAP_MIN ? 256 * 1024 : 64 * 1024;
     this.capBytes = opts.maxMB * 1024 * 1024;
     this.walBudget = opts.readonly ? 0 : walBudgetBytes(this.capBytes);
-    this.pageCap = this.capBytes >= PHYSICAL_CAP_MIN ? this.capBytes - this.walBudget : 0;
+    // the WAL can pass its budget by up to half of it between checkpoints: leave it 1.5 budgets
+    this.pageCap = this.capBytes >= PHYSICAL_CAP_MIN ? this.capBytes - 1.5 * this.walBudget : 0;
     let db: Database.Database;
     try {
       db = this.openDb();
     } catch (e) {
       // a full disk: the reserve makes the room to open (the WAL index and a schema change need a few pages)
-      if (opts.readonly || storageErrorCode(e) !== 'disk_full' || !this.releaseReserve()) throw e;
+      // (SQLite says "disk I/O error" when it cannot size the WAL index on a full disk)
+      const code = storageErrorCode(e);
+      if (opts.readonly || (code !== 'disk_full' && code !== 'io_error') || !this.releaseReserve()) throw e;
       db = this.openDb();
     }
     this.db = db;

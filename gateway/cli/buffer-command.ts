@@ -1,15 +1,39 @@
 /** `dustgate buffer stats|export --config FILE`: look into the local store-and-forward buffer. */
 import type { Command } from 'commander';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, statfsSync } from 'node:fs';
+import path from 'node:path';
 import { once } from 'node:events';
 import { loadConfigFile } from '../config/load.js';
-import { Store } from '../store.js';
+import { Store, storageErrorCode } from '../store.js';
+import { hint } from '../storage-guard.js';
 import { UsageError, action } from './errors.js';
 
 function openStore(configFile: string): Store {
   const { config } = loadConfigFile(configFile);
-  if (!existsSync(config.storage.path)) throw new UsageError(`no buffer at ${config.storage.path} (storage.path of ${configFile}): has the gateway run with this config here?`);
-  return new Store({ path: config.storage.path, maxMB: config.storage.maxMB, readonly: true });
+  const file = config.storage.path;
+  if (!existsSync(file)) throw new UsageError(`no buffer at ${file} (storage.path of ${configFile}): has the gateway run with this config here?`);
+  try {
+    return new Store({ path: file, maxMB: config.storage.maxMB, readonly: true });
+  } catch (e) {
+    throw new UsageError(`cannot read the buffer at ${file}: ${explainStorage(e, file)}`);
+  }
+}
+
+/** A storage error as what is wrong and what to do (a full disk says "disk I/O error" to a reader). */
+export function explainStorage(e: unknown, file: string): string {
+  const code = storageErrorCode(e);
+  let freeKB: number | undefined;
+  try {
+    const st = statfsSync(path.dirname(path.resolve(file)));
+    freeKB = Math.floor((st.bavail * st.bsize) / 1024);
+  } catch {
+    /* no file system to ask */
+  }
+  if (code === 'disk_full' || (freeKB !== undefined && freeKB < 256 && (code === 'io_error' || code === 'storage_error')))
+    return `the disk is full (${freeKB ?? 0} KB free at ${path.dirname(path.resolve(file))}; SQLite said: ${(e as Error).message}) — free space there, then run this again (the gateway keeps polling and applying its rules meanwhile)`;
+  if (code === 'cannot_open') return `${(e as Error).message} — storage.path must name a file, not a directory`;
+  if (code === 'corrupt') return `${(e as Error).message} — the file is not a dustgate buffer or is damaged`;
+  return `${(e as Error).message}${code ? ` — ${hint(code)}` : ''}`;
 }
 
 const csvCell = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
@@ -24,8 +48,14 @@ export function registerBufferCommand(program: Command): void {
     .action(
       action(async (o: { config: string; json?: boolean }) => {
         const store = openStore(o.config);
-        const s = store.stats();
-        store.close();
+        let s: ReturnType<Store['stats']>;
+        try {
+          s = store.stats();
+        } catch (e) {
+          throw new UsageError(`cannot read the buffer at ${store.opts.path}: ${explainStorage(e, store.opts.path)}`);
+        } finally {
+          store.close();
+        }
         if (o.json) {
           process.stdout.write(`${JSON.stringify(s)}\n`);
           return;
@@ -55,7 +85,13 @@ export function registerBufferCommand(program: Command): void {
       action(async (o: { config: string; format: string; out?: string }) => {
         if (o.format !== 'jsonl' && o.format !== 'csv') throw new UsageError(`--format: expected jsonl or csv, got "${o.format}"`);
         const store = openStore(o.config);
-        const total = store.depth;
+        let total: number;
+        try {
+          total = store.depth;
+        } catch (e) {
+          store.close();
+          throw new UsageError(`cannot read the buffer at ${store.opts.path}: ${explainStorage(e, store.opts.path)}`);
+        }
         const out = o.out ? createWriteStream(o.out) : process.stdout;
         const { SingleBar, Presets } = await import('cli-progress');
         const bar = new SingleBar({ format: 'export [{bar}] {percentage}% {value}/{total} records, eta {eta}s', stream: process.stderr }, Presets.shades_classic);
