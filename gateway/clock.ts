@@ -61,7 +61,8 @@ export class GatewayClock implements Clock {
         this.onStep?.({ deltaMs: Math.round(delta), action: 'held' });
       }
     } else {
-      if (delta > STEP_MS && !this.holding) this.onStep?.({ deltaMs: Math.round(delta), action: 'followed' });
+      // (while a backward step is waited out, the system clock only comes closer: never by a jump)
+      if (delta > STEP_MS) this.onStep?.({ deltaMs: Math.round(delta), action: 'followed' });
       this.holding = false;
       wall = Math.max(sys, this.lastWall);
     }

@@ -552,10 +552,17 @@ export class Gateway extends EventEmitter {
   }
 
   private rulesFailing = false;
-  /** The rules could not run: every output off and read back (fail safe); tried again on the next tick. */
+  private lastFailOff = -Infinity;
+  /**
+   * The rules could not run: every output off and read back (fail safe), again every 5 s while it
+   * lasts (not on every tick: the line stays free for polling); the rules are tried on every tick.
+   */
   private rulesFailed(e: unknown): void {
     if (!this.rulesFailing) this.logger.error({ err: String(e), stack: (e as Error).stack }, `rules failed: ${String(e)}; every output off`);
     this.rulesFailing = true;
+    const mono = this.clock.mono();
+    if (mono - this.lastFailOff < 5000) return;
+    this.lastFailOff = mono;
     void this.rt.allOff().then((stuck) => this.reportStuck(stuck, 'rules failure'));
   }
 

@@ -191,6 +191,8 @@ export interface InProcessRig {
   now: () => number;
   /** Scenario seconds now. */
   t(): number;
+  /** Step the gateway's system clock (its monotonic clock and the simulator's time run on). */
+  stepClock(ms: number): void;
   stop(): Promise<void>;
 }
 
@@ -247,7 +249,18 @@ export async function startInProcess(
   const dir = tempDir(scenario);
   const loaded = resolveConfig(siteConfig({ bus: { type: 'rtu', path: portPath, baudRate: 9600, timeoutMs: 1000 }, mqttUrl: url, dir, rules: o.rules, pollMs: o.pollMs, extra: o.extra, io, boardPath }));
   await o.beforeStart?.(sim);
-  const gw = new Gateway({ loaded, now, binding: sim.binding, firmataIo: o.boardOnPty ? undefined : sim.firmataIo, logger: pino({ level: 'error' }), tickMs: 50, reopenMaxMs: io === 'firmata' ? 500 : undefined });
+  // the gateway's system clock can be stepped; its monotonic clock is the scenario's own
+  let offset = 0;
+  const gw = new Gateway({
+    loaded,
+    now: () => now() + offset,
+    mono: now,
+    binding: sim.binding,
+    firmataIo: o.boardOnPty ? undefined : sim.firmataIo,
+    logger: pino({ level: 'error' }),
+    tickMs: 50,
+    reopenMaxMs: io === 'firmata' ? 500 : undefined,
+  });
   await gw.start();
   now.release();
   return {
@@ -260,6 +273,9 @@ export async function startInProcess(
     sub,
     now,
     t: () => sim.t,
+    stepClock(ms: number) {
+      offset += ms;
+    },
     async stop() {
       await gw.stop();
       await sub.close();
