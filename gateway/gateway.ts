@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import type { DriverError } from '../drivers/errors.js';
 import type { BindingInterface } from '../drivers/transports/link.js';
 import type { FirmataBus, FirmataIoFactory, LightPattern } from '../drivers/firmata.js';
-import { ConfigError, deepMerge, redact, resolveConfig, type ConfigIssue, type LoadedConfig } from './config/load.js';
+import { ConfigError, deepMerge, profileRules, redact, resolveConfig, type ConfigIssue, type LoadedConfig } from './config/load.js';
+import { FLOOR_SECTIONS, allowed, floorIssues, siteFloors } from './config/floors.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
 import type { OutputFault } from './outputs.js';
@@ -51,6 +52,15 @@ export interface GatewayOptions {
 
 export interface GatewayEvent extends RuleEvent {
   seq?: number;
+}
+
+export interface ConfigChange {
+  patch?: unknown;
+  config?: unknown;
+}
+export interface ApplyMeta {
+  requestId?: string;
+  source?: 'remote' | 'file';
 }
 
 export interface ApplyResult {
@@ -177,7 +187,11 @@ export class Gateway extends EventEmitter {
     up.on('connect', () => up.subscribe(remote.topics()));
     up.on('message', (topic: string, payload: Buffer) => {
       if (up !== this.uplink) return; // a replaced uplink's last messages
-      remote.handle(topic, payload).catch((e: unknown) => this.logger.error({ topic, err: String(e) }, 'remote message failed'));
+      try {
+        remote.receive(topic, payload);
+      } catch (e) {
+        this.logger.error({ topic, err: String(e) }, 'remote message failed');
+      }
     });
     return up;
   }
@@ -288,6 +302,7 @@ export class Gateway extends EventEmitter {
       this.publishState();
       if (this.uplink?.connected) await this.uplink.flush(2000);
     }
+    this.remote?.stop();
     await this.uplink?.stop();
     await this.hj212?.stop();
     await this.http?.stop();
@@ -307,31 +322,85 @@ export class Gateway extends EventEmitter {
    * one) while running: readings keep their seq, the rules keep their state. If the new config
    * cannot start (a bus does not open) the old one is restored. Applied one at a time.
    */
-  applyConfig(change: { patch?: unknown; config?: unknown }, meta: { requestId?: string; source?: 'remote' | 'file' } = {}): Promise<ApplyResult> {
-    const run = this.applying.then(() => this.doApply(change, meta));
+  applyConfig(change: ConfigChange, meta: ApplyMeta = {}): Promise<ApplyResult> {
+    return this.applyConfigs([{ change, meta }]).then((r) => r[0]!);
+  }
+
+  /**
+   * Several changes at once (remote messages that queued up while one was applied): each is
+   * validated on top of the ones before it, and the valid ones go live together, as one version.
+   * A change that makes no difference is answered with the running version and makes none.
+   */
+  applyConfigs(items: { change: ConfigChange; meta: ApplyMeta }[]): Promise<ApplyResult[]> {
+    const run = this.applying.then(() => this.doApplyMany(items));
     this.applying = run.catch(() => undefined);
     return run;
   }
 
-  private async doApply(change: { patch?: unknown; config?: unknown }, meta: { requestId?: string; source?: 'remote' | 'file' }): Promise<ApplyResult> {
-    const refuse = (errors: ConfigIssue[]): ApplyResult => ({ ok: false, version: this.version, errors });
-    if (this.stopped) return refuse([{ path: '', message: 'the gateway is stopping' }]);
+  private async doApplyMany(items: { change: ConfigChange; meta: ApplyMeta }[]): Promise<ApplyResult[]> {
+    const results: ApplyResult[] = [];
+    let next: LoadedConfig | undefined;
+    const accepted: number[] = [];
+    items.forEach(({ change, meta }, i) => {
+      const v = this.validateChange(next?.raw ?? this.loaded.raw, change, meta);
+      if ('errors' in v) results[i] = { ok: false, version: this.version, errors: v.errors };
+      else {
+        next = v;
+        accepted.push(i);
+      }
+    });
+    if (!next) return results;
+    const metas = accepted.map((i) => items[i]!.meta);
+    const requestIds = metas.map((m) => m.requestId).filter((x): x is string => !!x);
+    const meta: ApplyMeta = { source: metas.at(-1)!.source, requestId: requestIds.length ? requestIds.join(',').slice(0, 512) : undefined };
+    const same = JSON.stringify(next.raw) === JSON.stringify(this.loaded.raw);
+    const res = same ? { ok: true, version: this.version } : await this.doApply(next, meta);
+    for (const i of accepted) results[i] = res;
+    return results;
+  }
+
+  /** A change on top of `baseRaw`: the new config, or why not (same checks as a site file, plus the remote limits). */
+  private validateChange(baseRaw: Record<string, unknown>, change: ConfigChange, meta: ApplyMeta): LoadedConfig | { errors: ConfigIssue[] } {
+    if (this.stopped) return { errors: [{ path: '', message: 'the gateway is stopping' }] };
     let raw: unknown;
     if (change.config !== undefined) raw = change.config;
     else if (change.patch !== undefined) {
-      if (typeof change.patch !== 'object' || change.patch === null || Array.isArray(change.patch)) return refuse([{ path: 'patch', message: 'expected an object of changes' }]);
-      raw = deepMerge(this.loaded.raw, change.patch);
-    } else return refuse([{ path: '', message: 'expected "patch" or "config"' }]);
+      if (typeof change.patch !== 'object' || change.patch === null || Array.isArray(change.patch)) return { errors: [{ path: 'patch', message: 'expected an object of changes' }] };
+      raw = deepMerge(baseRaw, change.patch);
+    } else return { errors: [{ path: '', message: 'expected "patch" or "config"' }] };
     let next: LoadedConfig;
     try {
       next = resolveConfig(raw);
     } catch (e) {
-      if (e instanceof ConfigError) return refuse(e.issues);
-      return refuse([{ path: '', message: (e as Error).message }]);
+      if (e instanceof ConfigError) return { errors: e.issues };
+      return { errors: [{ path: '', message: (e as Error).message }] };
     }
     if (meta.source !== 'file') {
       const locked = LOCAL_ONLY.filter(([p]) => JSON.stringify(get(next.config, p)) !== JSON.stringify(get(this.config, p))).map(([path, message]) => ({ path, message: `cannot be changed remotely: ${message}` }));
-      if (locked.length) return refuse(locked);
+      if (locked.length) return { errors: locked };
+      // the regulation's floors: a remote change may make a rule stricter, never looser (SPEC §12)
+      const site = this.opts.loaded.config.rules;
+      const flags = FLOOR_SECTIONS.filter((sec) => allowed(next.config.rules, sec) !== allowed(site, sec)).map((sec) => ({
+        path: `rules.${sec}.allowBelowRegulation`,
+        message: 'can only be set in the site file on the box, not remotely',
+      }));
+      const floors = floorIssues(next.config.rules, siteFloors(next.floors, site), { honourFlags: false, profiles: profileRules(next.config.rules) });
+      if (flags.length || floors.length) return { errors: [...flags, ...floors] };
+    }
+    return next;
+  }
+
+  private async doApply(next: LoadedConfig, meta: ApplyMeta): Promise<ApplyResult> {
+    const refuse = (errors: ConfigIssue[]): ApplyResult => ({ ok: false, version: this.version, errors });
+    if (this.stopped) return refuse([{ path: '', message: 'the gateway is stopping' }]);
+    // only rules (thresholds, alert profiles) changed: the runtime and its open lines stay as they are
+    const hardware = (c: Config) => JSON.stringify([c.buses, c.devices, c.outputs, c.inputs, c.sources]);
+    const mqttChanged0 = this.uplink && CONNECTION_KEYS.some((k) => JSON.stringify(next.config.mqtt[k]) !== JSON.stringify(this.config.mqtt[k]));
+    if (hardware(next.config) === hardware(this.config) && !mqttChanged0) {
+      this.loaded = { ...next, fileHash: this.loaded.fileHash };
+      this.config = next.config;
+      this.engine.configure({ rules: next.config.rules, outputs: next.config.outputs, inputs: engineInputs(next.config), sources: this.rt.sources, timezone: next.timezone }, this.clock.mono());
+      return this.applied(next, meta);
     }
     // swap the runtime: stop the old one (its ports must be free), start the new one strictly
     const old = this.rt;
@@ -384,6 +453,11 @@ export class Gateway extends EventEmitter {
     fresh.poller.start();
     void this.reassert(fresh, wanted);
     this.record(unmapped);
+    return this.applied(next, meta);
+  }
+
+  /** A config went live: its version, the log, P/config and P/state. */
+  private applied(next: LoadedConfig, meta: ApplyMeta): ApplyResult {
     this.dataPath('config versions', () => {
       this.version = this.store.addConfigVersion({ source: meta.source ?? 'remote', requestId: meta.requestId, baseHash: this.loaded.fileHash ?? '', config: JSON.stringify(next.raw) });
     });

@@ -11,6 +11,8 @@ import type { Gateway } from './gateway.js';
 import { flagValues } from './reading.js';
 
 export const MAX_PAYLOAD = 1024 * 1024;
+/** A config is a few levels deep; a message nested deeper is refused before anything recurses into it. */
+export const MAX_DEPTH = 32;
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 const COMMANDS = ['output', 'alert', 'read', 'republish', 'ping', 'history'] as const;
 type CommandName = (typeof COMMANDS)[number];
@@ -86,6 +88,7 @@ export class RemoteHandler {
       throw new Refused('malformed', `not JSON: ${(e as Error).message}`);
     }
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new Refused('malformed', 'expected a JSON object');
+    if (depthOver(msg, MAX_DEPTH)) throw new Refused('too_deep', `nested deeper than ${MAX_DEPTH} levels`, idOf(msg));
     let body = msg as Record<string, unknown>;
     const envelope = typeof body.body === 'string' && typeof body.sig === 'string';
     if (r.hmacKey) {
@@ -101,6 +104,7 @@ export class RemoteHandler {
       }
       if (got.length !== want.length || !timingSafeEqual(got, want)) throw new Refused('bad_signature', 'the signature does not match the body', idOf(inner));
       if (!inner || typeof inner !== 'object') throw new Refused('malformed', 'the signed body is not a JSON object');
+      if (depthOver(inner, MAX_DEPTH)) throw new Refused('too_deep', `nested deeper than ${MAX_DEPTH} levels`, idOf(inner));
       const ts = inner.ts;
       if (typeof ts !== 'number') throw new Refused('expired', 'the signed body has no ts (ms since the epoch)', idOf(inner));
       const skew = Math.abs(this.gw.now() - ts) / 1000;
@@ -112,6 +116,8 @@ export class RemoteHandler {
       } catch (e) {
         throw new Refused('malformed', `the body is not JSON: ${(e as Error).message}`);
       }
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Refused('malformed', 'the body is not a JSON object');
+      if (depthOver(body, MAX_DEPTH)) throw new Refused('too_deep', `nested deeper than ${MAX_DEPTH} levels`, idOf(body));
     }
     const id = body.requestId;
     if (typeof id !== 'string' || !REQUEST_ID.test(id)) throw new Refused('malformed', 'requestId: expected 1..128 characters of letters, digits, _ . : -');
@@ -119,9 +125,92 @@ export class RemoteHandler {
     return body;
   }
 
-  async handle(topic: string, payload: Buffer): Promise<void> {
+  // ---------------------------------------------------------------- intake (SPEC §12: a flood cannot starve the box)
+
+  private queue: { topic: string; payload: Buffer; config: boolean }[] = [];
+  private tokens = Number.NaN;
+  private refilled = 0;
+  private draining = false;
+  private flood: { count: number; requestIds: string[]; codes: Set<string>; timer?: NodeJS.Timeout } = { count: 0, requestIds: [], codes: new Set() };
+  readonly counters = { received: 0, handled: 0, refusedBusy: 0, configBatches: 0 };
+
+  /**
+   * A message from the broker. Admitted to a bounded queue at `remote.maxPerS` (a burst of twice
+   * that), else refused at once with a result; the queue is worked through one message at a time,
+   * yielding to polling and rules between them, and config changes that queued up go live together.
+   */
+  receive(topic: string, payload: Buffer): void {
     const route = this.route(topic);
     if (!route) return;
+    this.counters.received++;
+    const r = this.gw.config.remote;
+    const now = this.gw.clock.mono();
+    const burst = r.maxPerS * 2;
+    if (Number.isNaN(this.tokens)) this.tokens = burst;
+    else this.tokens = Math.min(burst, this.tokens + (Math.max(0, now - this.refilled) / 1000) * r.maxPerS);
+    this.refilled = now;
+    if (this.tokens < 1 || this.queue.length >= r.maxQueue) {
+      this.busy(topic, route, payload, this.tokens < 1 ? 'rate_limited' : 'queue_full');
+      return;
+    }
+    this.tokens -= 1;
+    this.queue.push({ topic, payload, config: route.kind === 'config' });
+    void this.drain();
+  }
+
+  /** Messages still waiting. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.queue.length) {
+        if (this.queue[0]!.config) {
+          let n = 0;
+          while (n < this.queue.length && n < 100 && this.queue[n]!.config) n++;
+          await this.handleConfigs(this.queue.splice(0, n));
+        } else {
+          const m = this.queue.shift()!;
+          await this.handle(m.topic, m.payload);
+        }
+        // polling, rules and the page go first
+        await new Promise((r) => setImmediate(r));
+      }
+    } catch (e) {
+      this.gw.logger.error({ err: String(e) }, `remote: ${String(e)}`);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Refused before it was read: a result (with the request id, if one can be seen cheaply) and, once a second, one event for all. */
+  private busy(topic: string, route: NonNullable<ReturnType<RemoteHandler['route']>>, payload: Buffer, code: 'rate_limited' | 'queue_full'): void {
+    this.counters.refusedBusy++;
+    const requestId = cheapRequestId(payload);
+    const command = route.kind === 'config' ? 'config' : route.name;
+    const r = this.gw.config.remote;
+    const message = code === 'rate_limited' ? `more than ${r.maxPerS} remote messages a second (remote.maxPerS): send it again later` : `${r.maxQueue} remote messages are waiting (remote.maxQueue): send it again later`;
+    if (route.kind === 'config') this.gw.uplink?.publish('config/result', JSON.stringify({ requestId: requestId ?? null, ok: false, version: this.gw.version, errors: [{ path: '', message: `${code}: ${message}` }] }));
+    else this.gw.uplink?.publish('cmd/result', JSON.stringify({ requestId: requestId ?? null, command, ok: false, error: { code, message } }));
+    const f = this.flood;
+    f.count++;
+    f.codes.add(code);
+    if (requestId && f.requestIds.length < 20) f.requestIds.push(requestId);
+    f.timer ??= setTimeout(() => {
+      const { count, requestIds, codes } = this.flood;
+      this.flood = { count: 0, requestIds: [], codes: new Set() };
+      this.gw.logger.warn({ count, codes: [...codes] }, `remote: ${count} messages refused in the last second (${[...codes].join(', ')})`);
+      this.gw.record([{ type: 'remote_refused', ts: this.gw.now(), requestId: null, topic, command: 'many', code: [...codes][0], count, requestIds, reason: `${count} messages refused: ${message}` }]);
+    }, 1000);
+  }
+
+  /** Check one message (size, JSON, signature, replay, allow list); refused ones are answered here. */
+  private admit(topic: string, payload: Buffer): { route: NonNullable<ReturnType<RemoteHandler['route']>>; body: Record<string, unknown>; requestId: string; by?: string } | undefined {
+    const route = this.route(topic);
+    if (!route) return undefined;
     const command = route.kind === 'config' ? 'config' : route.name;
     const resultTopic = route.kind === 'config' ? 'config/result' : 'cmd/result';
     let body: Record<string, unknown>;
@@ -136,32 +225,57 @@ export class RemoteHandler {
     } catch (e) {
       if (!(e instanceof Refused)) throw e;
       this.refused(topic, command, e.requestId, { code: e.code, message: e.message }, resultTopic);
-      return;
+      return undefined;
     }
-    const requestId = String(body.requestId);
     const by = typeof body.by === 'string' ? body.by.slice(0, 64) : undefined;
-    if (route.kind === 'config') {
-      const res = await this.gw.applyConfig({ patch: body.patch, config: body.config }, { requestId, source: 'remote' });
-      const reason = res.ok ? undefined : res.errors?.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
+    return { route, body, requestId: String(body.requestId), by };
+  }
+
+  /** Config changes that queued up: checked one by one, live together (one version), each answered. */
+  private async handleConfigs(batch: { topic: string; payload: Buffer }[]): Promise<void> {
+    const ok = batch.map((m) => ({ m, a: this.admit(m.topic, m.payload) })).filter((x): x is { m: { topic: string; payload: Buffer }; a: NonNullable<ReturnType<RemoteHandler['admit']>> } => !!x.a);
+    if (!ok.length) return;
+    this.counters.configBatches++;
+    this.counters.handled += ok.length;
+    const results = await this.gw.applyConfigs(ok.map(({ a }) => ({ change: { patch: a.body.patch, config: a.body.config }, meta: { requestId: a.requestId, source: 'remote' as const } })));
+    ok.forEach(({ m, a }, i) => {
+      const res = results[i]!;
+      const reason = res.ok ? undefined : res.errors?.map((x) => (x.path ? `${x.path}: ${x.message}` : x.message)).join('; ');
       this.gw.record([
         {
           type: res.ok ? 'remote_accepted' : 'remote_refused',
           ts: this.gw.now(),
-          requestId,
-          topic,
-          command,
-          by,
+          requestId: a.requestId,
+          topic: m.topic,
+          command: 'config',
+          by: a.by,
           version: res.version,
           ...(res.ok ? {} : { code: res.rolledBack ? 'rolled_back' : 'invalid_config', reason }),
         },
       ]);
-      this.gw.uplink?.publish('config/result', JSON.stringify({ requestId, ok: res.ok, version: res.version, ...(res.errors ? { errors: res.errors } : {}), ...(res.rolledBack ? { rolledBack: true } : {}) }));
-      return;
-    }
-    const out = await this.command(route.name, body, { requestId, by, topic });
-    if (out.ok) this.gw.record([{ type: 'remote_accepted', ts: this.gw.now(), requestId, topic, command, by, scope: route.scope }]);
-    else this.gw.record([{ type: 'remote_refused', ts: this.gw.now(), requestId, topic, command, by, scope: route.scope, code: out.error.code, reason: out.error.message }]);
+      this.gw.uplink?.publish('config/result', JSON.stringify({ requestId: a.requestId, ok: res.ok, version: res.version, ...(res.errors ? { errors: res.errors } : {}), ...(res.rolledBack ? { rolledBack: true } : {}) }));
+    });
+  }
+
+  /** One message, handled now (tests and the queue). */
+  async handle(topic: string, payload: Buffer): Promise<void> {
+    const route = this.route(topic);
+    if (!route) return;
+    if (route.kind === 'config') return this.handleConfigs([{ topic, payload }]);
+    const a = this.admit(topic, payload);
+    if (!a || a.route.kind !== 'cmd') return;
+    this.counters.handled++;
+    const { requestId, by, body } = a;
+    const command = a.route.name;
+    const out = await this.command(command, body, { requestId, by, topic });
+    if (out.ok) this.gw.record([{ type: 'remote_accepted', ts: this.gw.now(), requestId, topic, command, by, scope: a.route.scope }]);
+    else this.gw.record([{ type: 'remote_refused', ts: this.gw.now(), requestId, topic, command, by, scope: a.route.scope, code: out.error.code, reason: out.error.message }]);
     this.gw.uplink?.publish('cmd/result', JSON.stringify({ requestId, command, ...out }));
+  }
+
+  stop(): void {
+    if (this.flood.timer) clearTimeout(this.flood.timer);
+    this.queue = [];
   }
 
   private refused(topic: string, command: string, requestId: string | undefined, error: RemoteRefusal, resultTopic: string): void {
@@ -223,6 +337,24 @@ export class RemoteHandler {
       }
     }
   }
+}
+
+/** Is a parsed JSON value nested deeper than `max`? (iterative: no recursion on hostile input) */
+export function depthOver(v: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[v, 1]];
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (d > max) return true;
+    if (x && typeof x === 'object') for (const c of Object.values(x)) if (c && typeof c === 'object') stack.push([c, d + 1]);
+  }
+  return false;
+}
+
+/** The request id of a message without parsing it all (a flood's refusals): plain or inside a signed envelope's body. */
+function cheapRequestId(payload: Buffer): string | undefined {
+  const head = payload.subarray(0, 4096).toString('utf8');
+  const m = /\\?"requestId\\?"\s*:\s*\\?"([\w.:-]{1,128})\\?"/.exec(head);
+  return m?.[1];
 }
 
 function idOf(o: unknown): string | undefined {

@@ -471,9 +471,14 @@ export class Store {
 
   /** True if `id` was not seen before (and remembers it); forgets ids older than `keepMs`. */
   rememberRequest(id: string, now: number, keepMs: number): boolean {
-    this.db.prepare('DELETE FROM remote_requests WHERE ts < ?').run(now - keepMs);
+    // forgetting is by the indexed ts, and at most once a minute (not on every message of a flood)
+    if (Math.abs(now - this.lastPrune) >= 60_000) {
+      this.lastPrune = now;
+      this.db.prepare('DELETE FROM remote_requests WHERE ts < ?').run(now - keepMs);
+    }
     return this.db.prepare('INSERT OR IGNORE INTO remote_requests (request_id, ts) VALUES (?, ?)').run(id, now).changes === 1;
   }
+  private lastPrune = -Infinity;
 
   close(): void {
     if (this.ackRetry) clearTimeout(this.ackRetry);

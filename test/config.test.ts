@@ -67,8 +67,8 @@ describe('config', () => {
   });
 
   it('site rules override the preset key by key', () => {
-    const c = resolveConfig({ ...base(), rules: { sprinkling: { minTempC: 3 }, dustAlarm: { pm10: { warn: 140 } } } }).config;
-    expect(c.rules.sprinkling).toEqual({ minTempC: 3, greenbeltMinTempC: 5, tempMaxAgeS: 300 });
+    const c = resolveConfig({ ...base(), rules: { sprinkling: { minTempC: 4.5 }, dustAlarm: { pm10: { warn: 140 } } } }).config;
+    expect(c.rules.sprinkling).toEqual({ minTempC: 4.5, greenbeltMinTempC: 5, tempMaxAgeS: 300 });
     expect(c.rules.dustAlarm.pm10).toEqual({ warn: 140, severe: 200, clear: 120 });
   });
 

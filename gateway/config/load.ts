@@ -11,7 +11,8 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { getDefinition } from '../../drivers/devices/index.js';
 import type { DeviceDefinition } from '../../drivers/devices/types.js';
-import { AlertProfileSchema, ConfigSchema, RulesSchema, deepPartial, type Config } from './schema.js';
+import { FLOOR_SECTIONS, allowed, floorIssues, floorsOf, type Floors } from './floors.js';
+import { ALERT_LEVELS, AlertProfileSchema, ConfigSchema, RulesSchema, deepPartial, type Config, type Rules } from './schema.js';
 
 export interface ConfigIssue {
   path: string;
@@ -46,6 +47,18 @@ export interface LoadedConfig {
   /** Things that are allowed but probably not meant (printed by `config validate`, logged at start). */
   warnings: ConfigIssue[];
   timezone: string;
+  /** The regulation's floors from the preset (config/floors.ts). */
+  floors: Floors;
+}
+
+/** The rules as each alert level's profile makes them (the floors hold at every level). */
+export function profileRules(rules: Rules): Record<string, Rules> {
+  const out: Record<string, Rules> = {};
+  for (const level of ALERT_LEVELS) {
+    const p = rules.alertProfiles[level];
+    if (p && typeof p === 'object') out[level] = deepMerge(rules, p) as Rules;
+  }
+  return out;
 }
 
 /** `devices[2].unit` from ['devices', 2, 'unit']. */
@@ -78,7 +91,9 @@ export function deepMerge<T>(base: T, patch: unknown): T {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
-    else out[k] = isObj(out[k]) && isObj(v) ? deepMerge(out[k], v) : v;
+    // an own property even for "__proto__" (JSON.parse makes one): never the object's prototype, so
+    // the schema sees it and refuses it as an unknown key
+    else Object.defineProperty(out, k, { value: Object.hasOwn(out, k) && isObj(out[k]) && isObj(v) ? deepMerge(out[k], v) : v, enumerable: true, writable: true, configurable: true });
   }
   return out as T;
 }
@@ -139,8 +154,20 @@ export function resolveConfig(raw: unknown, file?: string): LoadedConfig {
   const config = parsed.data;
   const warnings: ConfigIssue[] = [];
   const refIssues = crossCheck(config, warnings);
+  // the regulation's floors: looser only with allowBelowRegulation beside the value
+  const floors = floorsOf(RulesSchema.parse(preset.rules));
+  refIssues.push(...floorIssues(config.rules, floors, { honourFlags: true, profiles: profileRules(config.rules) }));
   if (refIssues.length) throw new ConfigError(refIssues, file);
-  return { config, raw, preset, warnings, timezone: config.gateway.timezone ?? preset.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone };
+  for (const s of FLOOR_SECTIONS) {
+    if (!allowed(config.rules, s)) continue;
+    const strict = floorIssues({ ...config.rules, [s]: { ...config.rules[s], allowBelowRegulation: false } } as Rules, floors, { honourFlags: true });
+    const looser = strict.filter((i) => i.path.startsWith(`rules.${s}.`));
+    warnings.push({
+      path: `rules.${s}.allowBelowRegulation`,
+      message: looser.length ? `the site file relaxes the regulation on this box: ${looser.map((i) => i.path.replace(/^rules\./, '')).join(', ')}` : 'set, but nothing here is looser than the regulation',
+    });
+  }
+  return { config, raw, preset, warnings, floors, timezone: config.gateway.timezone ?? preset.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone };
 }
 
 export function loadConfigFile(file: string): LoadedConfig {

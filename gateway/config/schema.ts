@@ -29,9 +29,11 @@ export type AlertLevel = (typeof ALERT_LEVELS)[number];
 // ------------------------------------------------------------------ rules (SPEC §6)
 
 const levels = z.strictObject({ warn: posNum(), severe: posNum(), clear: posNum() });
+/** Site file only: this section may be looser than the regulation's floor (see config/floors.ts). */
+const allowBelowRegulation = z.boolean({ error: (iss) => `expected true or false, got ${show(iss.input)}` }).optional();
 export const RulesSchema = z.strictObject({
-  sprinkling: z.strictObject({ minTempC: numIn(-50, 50, false), greenbeltMinTempC: numIn(-50, 50, false), tempMaxAgeS: numIn(1, 86_400) }),
-  sweeping: z.strictObject({ stopAtBeaufort: numIn(1, 12), windAverageS: numIn(1, 3600), resumeAfterS: numIn(0, 86_400) }),
+  sprinkling: z.strictObject({ minTempC: numIn(-50, 50, false), greenbeltMinTempC: numIn(-50, 50, false), tempMaxAgeS: numIn(1, 86_400), allowBelowRegulation }),
+  sweeping: z.strictObject({ stopAtBeaufort: numIn(1, 12), windAverageS: numIn(1, 3600), resumeAfterS: numIn(0, 86_400), allowBelowRegulation }),
   dustAlarm: z.strictObject({
     averageS: numIn(1, 86_400),
     pm10: levels,
@@ -51,8 +53,9 @@ export const RulesSchema = z.strictObject({
     clearBelowDb: posNum(100),
   }),
   earthworkBan: z.strictObject({
-    periods: z.array(z.strictObject({ from: mmdd, to: mmdd })),
-    alertLevels: z.array(oneOf(ALERT_LEVELS)),
+    periods: z.array(z.strictObject({ from: mmdd, to: mmdd })).max(64, 'expected at most 64 periods'),
+    alertLevels: z.array(oneOf(ALERT_LEVELS)).max(ALERT_LEVELS.length, `expected at most ${ALERT_LEVELS.length} levels`),
+    allowBelowRegulation,
   }),
   outputs: z.strictObject({ maxOnS: numIn(1, 86_400), minOffS: numIn(0, 86_400) }),
   alertProfiles: z.partialRecord(oneOf(ALERT_LEVELS), z.unknown()).default({}),
@@ -214,6 +217,10 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       hmacKey: secret,
       maxSkewS: numIn(1, 86_400).default(300),
+      /** Remote messages admitted per second (a burst of twice as many); the rest are refused with a result. */
+      maxPerS: numIn(1, 1000).default(20),
+      /** Admitted messages waiting to be handled; beyond this they are refused with a result. */
+      maxQueue: numIn(1, 10_000).default(100),
       allow: z.array(oneOf(['config', 'output', 'alert', 'read', 'republish', 'ping'])).default(['config', 'output', 'alert', 'read', 'republish', 'ping']),
     })
     .prefault({}),
