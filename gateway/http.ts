@@ -39,7 +39,8 @@ function deviceMetrics(gw: Gateway, registry: Registry): void {
   counter('dustgate_device_timeouts_total', 'Requests without an answer in time', (d) => d.counters.timeouts);
   counter('dustgate_device_crc_errors_total', 'Answers with a wrong CRC or checksum', (d) => d.counters.crcErrors);
   counter('dustgate_device_exceptions_total', 'Modbus exception answers', (d) => d.counters.exceptions);
-  counter('dustgate_device_garbage_total', 'Bytes on the line that were no answer', (d) => d.counters.garbage + d.counters.shortFrames);
+  counter('dustgate_device_garbage_total', 'Replies that were no answer to the request (noise, wrong unit, wrong transaction, wrong function)', (d) => d.counters.garbage);
+  counter('dustgate_device_short_frames_total', 'Replies cut short (then silence)', (d) => d.counters.shortFrames);
   new Gauge({
     name: 'dustgate_device_up',
     help: '1 while the device answers, 0 when offline',

@@ -42,7 +42,10 @@ export function tcpExchange(
         if (f === 'need') return undefined;
         if (f === 'invalid') return { fail: new DriverError('garbage', `invalid Modbus TCP header from ${unit}`, context) };
         off += f.length;
-        if (f.transactionId !== (transactionId & 0xffff)) continue; // a late reply to an earlier request
+        if (f.transactionId !== (transactionId & 0xffff)) continue; // a late reply to an earlier request (if nothing better comes: garbage)
+        // a reply must come from the unit asked (0 and 255 address "the device itself" on plain Modbus TCP)
+        if (f.unit !== unit && unit !== 0 && unit !== 255)
+          return { fail: new DriverError('garbage', `reply from unit ${f.unit} to a request for unit ${unit}`, { ...context, replyUnit: f.unit }) };
         try {
           return { done: decodeResponse(req, f.pdu, context) };
         } catch (e) {
@@ -50,9 +53,20 @@ export function tcpExchange(
         }
       }
     },
-    onTimeout: (rx) =>
-      rx.length
-        ? new DriverError('short_frame', `incomplete reply from unit ${unit} (${rx.length} bytes)`, context)
-        : new DriverError('timeout', `no reply from unit ${unit} in ${timeoutMs} ms`, context),
+    onTimeout: (rx) => {
+      if (!rx.length) return new DriverError('timeout', `no reply from unit ${unit} in ${timeoutMs} ms`, context);
+      // whole frames that were not the answer (another transaction id) are garbage; a frame cut short is a short frame
+      const tids: number[] = [];
+      let off = 0;
+      for (;;) {
+        const f = parseMbap(rx.subarray(off));
+        if (f === 'invalid') return new DriverError('garbage', `invalid Modbus TCP header from ${unit}`, context);
+        if (f === 'need') break;
+        tids.push(f.transactionId);
+        off += f.length;
+      }
+      if (off < rx.length) return new DriverError('short_frame', `incomplete reply from unit ${unit} (${rx.length - off} bytes)`, context);
+      return new DriverError('garbage', `reply with transaction id ${tids.join(', ')} to request ${transactionId & 0xffff} from unit ${unit}`, { ...context, replyTransactionIds: tids });
+    },
   };
 }

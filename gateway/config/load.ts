@@ -4,7 +4,7 @@
  * (`devices[2].unit`), all of them at once.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
@@ -122,22 +122,48 @@ export function loadPreset(name: string): Preset {
   return preset;
 }
 
-/** Parse YAML or JSON text; a syntax error names the line. */
+/**
+ * Parse YAML or JSON text; a syntax error names the line. A `.json` file is read as strict JSON (a
+ * trailing comma is an error there, not a YAML mapping). Aliases are bounded (a "billion laughs"
+ * file is an error, not a hang).
+ */
 export function parseConfigText(text: string, file = 'config'): unknown {
+  if (/\.json$/i.test(file)) {
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      const pos = /position (\d+)/.exec((e as Error).message);
+      let where = '';
+      if (pos) {
+        const before = text.slice(0, Number(pos[1]));
+        where = `line ${before.split('\n').length}, column ${before.length - before.lastIndexOf('\n')}: `;
+      }
+      throw new ConfigError([{ path: '', message: `${where}not valid JSON: ${(e as Error).message.split('\n')[0]}` }], file);
+    }
+  }
   try {
-    return parseYaml(text, { prettyErrors: true });
+    return parseYaml(text, { prettyErrors: true, maxAliasCount: 100, uniqueKeys: true });
   } catch (e) {
     if (e instanceof YAMLParseError) {
       const pos = e.linePos?.[0];
       throw new ConfigError([{ path: '', message: `${pos ? `line ${pos.line}, column ${pos.col}: ` : ''}${e.message.split('\n')[0]}` }], file);
     }
-    throw e;
+    // the yaml library throws plain errors for resource limits (alias count)
+    throw new ConfigError([{ path: '', message: `cannot be read as YAML: ${(e as Error).message.split('\n')[0]}` }], file);
   }
+}
+
+/** What a parsed value is, in words (for "expected a mapping, got …"). */
+function kindOf(v: unknown): string {
+  if (v === null || v === undefined) return 'an empty file';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'string') return `plain text (${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)})`;
+  return `${typeof v === 'number' ? 'a number' : typeof v === 'boolean' ? 'true/false' : typeof v}`;
 }
 
 /** Validate a parsed config (object) into the effective config. Throws ConfigError with every issue. */
 export function resolveConfig(raw: unknown, file?: string): LoadedConfig {
-  if (!isObj(raw)) throw new ConfigError([{ path: '', message: `expected a mapping with gateway, buses, devices, …; got ${raw === null || raw === undefined ? 'an empty file' : typeof raw}` }], file);
+  if (!isObj(raw)) throw new ConfigError([{ path: '', message: `expected a mapping with gateway, buses, devices, …; got ${kindOf(raw)}` }], file);
   const presetName = isObj(raw.gateway) && typeof raw.gateway.preset === 'string' ? raw.gateway.preset : 'henan-2017';
   const preset = loadPreset(presetName);
   // the site's rules are a partial override of the preset's; check their shape on their own first
@@ -172,8 +198,47 @@ export function resolveConfig(raw: unknown, file?: string): LoadedConfig {
 
 export function loadConfigFile(file: string): LoadedConfig {
   if (!existsSync(file)) throw new ConfigError([{ path: '', message: `no such file (give the site config with --config FILE; examples in seeds/sites/)` }], file);
-  const text = readFileSync(file, 'utf8');
-  return { ...resolveConfig(parseConfigText(text, file), file), fileHash: createHash('sha256').update(text).digest('hex') };
+  if (statSync(file).isDirectory()) throw new ConfigError([{ path: '', message: 'is a directory: give the site config file itself (examples in seeds/sites/)' }], file);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (e) {
+    throw new ConfigError([{ path: '', message: `cannot be read: ${(e as Error).message}` }], file);
+  }
+  const text = decodeConfigText(bytes, file);
+  const loaded = { ...resolveConfig(parseConfigText(text, file), file), fileHash: createHash('sha256').update(text).digest('hex') };
+  const storage = storagePathIssue(loaded.config.storage.path);
+  if (storage) throw new ConfigError([storage], file);
+  return loaded;
+}
+
+/** The file's bytes as UTF-8 text, or an error saying what the file is instead. */
+function decodeConfigText(bytes: Buffer, file: string): string {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))
+    throw new ConfigError([{ path: '', message: 'is UTF-16 text: save it as UTF-8 (in Notepad: Save as → Encoding UTF-8)' }], file);
+  if (bytes.includes(0)) throw new ConfigError([{ path: '', message: 'is not a text file (it holds binary data): give the YAML or JSON site config' }], file);
+  const text = bytes.toString('utf8');
+  if (text.includes('\uFFFD')) throw new ConfigError([{ path: '', message: 'is not UTF-8 text (GBK?): save it as UTF-8' }], file);
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** Can the buffer live at `p`? A directory, or a path under a file, cannot. */
+export function storagePathIssue(p: string): ConfigIssue | undefined {
+  const abs = path.resolve(p);
+  try {
+    const st = statSync(abs);
+    if (st.isDirectory()) return { path: 'storage.path', message: `${p} is a directory: name the buffer file in it (e.g. ${path.join(p, 'buffer.db')})` };
+    if (!st.isFile()) return { path: 'storage.path', message: `${p} is not a regular file` };
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') return { path: 'storage.path', message: `${p}: ${(e as Error).message}` };
+  }
+  // not there yet: the nearest existing folder above it must be a folder
+  let dir = path.dirname(abs);
+  while (!existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  if (!statSync(dir).isDirectory()) return { path: 'storage.path', message: `${p} cannot be made: ${dir} is a file, not a folder` };
+  return undefined;
 }
 
 /** The definition a configured device uses (generic-modbus takes its map from the config). */

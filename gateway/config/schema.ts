@@ -40,7 +40,7 @@ export const RulesSchema = z.strictObject({
     pm25: levels,
     tsp: levels,
     /** `spray` (every sprinkler output) and/or names of pulse outputs. */
-    onWarn: z.array(str('spray or an output name')),
+    onWarn: z.array(str('spray or an output name')).max(16, 'expected at most 16 entries'),
     sprayS: numIn(1, 86_400),
     sprayRestS: numIn(0, 86_400),
   }),
@@ -127,9 +127,9 @@ export const DeviceSchema = z.strictObject({
   offlineAfter: numIn(1, 100).default(3),
   timeoutMs,
   /** Measurement range per metric: a value outside it is flagged T (over range). */
-  ranges: z.record(str(), z.tuple([z.number(), z.number()])).optional(),
+  ranges: z.record(str(), z.tuple([z.number(), z.number()])).refine((o) => Object.keys(o).length <= 64, 'expected at most 64 ranges').optional(),
   /** generic-modbus only */
-  registers: z.array(registerSpec).optional(),
+  registers: z.array(registerSpec).max(256, 'expected at most 256 registers').optional(),
   coils: numIn(1, 64).optional(),
   discreteInputs: numIn(1, 64).optional(),
   /** firmata-io only: channel n is pins[n-1] */
@@ -172,10 +172,10 @@ export const ConfigSchema = z.strictObject({
     /** IANA zone for night hours and ban dates; default: the preset's (Asia/Shanghai for henan-2017). */
     timezone: z.string().optional(),
   }),
-  buses: z.array(BusSchema).default([]),
-  devices: z.array(DeviceSchema).default([]),
-  outputs: z.record(id, OutputSchema).default({}),
-  inputs: z.record(id, InputSchema).default({}),
+  buses: z.array(BusSchema).max(64, 'expected at most 64 buses').default([]),
+  devices: z.array(DeviceSchema).max(512, 'expected at most 512 devices').default([]),
+  outputs: z.record(id, OutputSchema).refine((o) => Object.keys(o).length <= 256, 'expected at most 256 outputs').default({}),
+  inputs: z.record(id, InputSchema).refine((o) => Object.keys(o).length <= 256, 'expected at most 256 inputs').default({}),
   sources: z.partialRecord(oneOf(METRICS), str('a device id')).default({}),
   rules: RulesSchema,
   storage: z
@@ -221,7 +221,7 @@ export const ConfigSchema = z.strictObject({
       maxPerS: numIn(1, 1000).default(20),
       /** Admitted messages waiting to be handled; beyond this they are refused with a result. */
       maxQueue: numIn(1, 10_000).default(100),
-      allow: z.array(oneOf(['config', 'output', 'alert', 'read', 'republish', 'ping'])).default(['config', 'output', 'alert', 'read', 'republish', 'ping']),
+      allow: z.array(oneOf(['config', 'output', 'alert', 'read', 'republish', 'ping'])).max(6, 'expected at most the 6 commands').default(['config', 'output', 'alert', 'read', 'republish', 'ping']),
     })
     .prefault({}),
 });
