@@ -789,8 +789,15 @@ export class Gateway extends EventEmitter {
   bufferStats() {
     const now = this.clock.mono();
     if (!this.statsCache || now - this.statsCache.at > 1000) {
-      const st = this.store.stats();
-      this.statsCache = { at: now, value: { ...st, oldestAgeS: st.oldestTs ? Math.max(0, Math.round((this.now() - Date.parse(st.oldestTs)) / 1000)) : null } };
+      try {
+        const st = this.store.stats();
+        this.statsCache = { at: now, value: { ...st, oldestAgeS: st.oldestTs ? Math.max(0, Math.round((this.now() - Date.parse(st.oldestTs)) / 1000)) : null } };
+      } catch (e) {
+        // a store that cannot be read: the page shows the last figures (and the storage state says why)
+        this.logger.warn({ err: (e as Error).message }, 'buffer figures not readable');
+        if (!this.statsCache) throw e;
+        this.statsCache.at = now;
+      }
     }
     return this.statsCache.value;
   }

@@ -60,7 +60,7 @@ async function refresh(){
     document.getElementById('values').innerHTML=Object.entries(s.latest).map(([m,x])=>'<div class="tile '+(x.flag==='N'?'':'warn')+'"><small>'+m+'</small><b>'+x.v+'</b><small>'+(units[m]||'')+' · '+x.flag+'</small></div>').join('');
     rows('outputs',['output','state'],Object.entries(st.outputs).map(([k,v])=>[k,v]));
     rows('devices',['device','status','ok','timeouts','CRC','last error','rtt'],Object.entries(s.devices).map(([k,d])=>[k,d.status,d.counters.ok,d.counters.timeouts,d.counters.crcErrors,d.counters.lastError?d.counters.lastError.code:'',d.counters.lastRttMs!=null?d.counters.lastRttMs+' ms':'']));
-    rows('buffer',['',''],[['records',s.buffer.telemetry+s.buffer.events],['oldest',s.buffer.oldestAgeS!=null?s.buffer.oldestAgeS+' s':'-'],['evicted',s.buffer.evicted.telemetry+s.buffer.evicted.events],['broker',s.links.mqtt??'off'],['HJ 212',s.links.hj212??'off'],...(s.light?[['status light',{on:'steady',slow:'slow blink',fast:'fast blink',off:'off'}[s.light]]]:[])]);
+    rows('buffer',['',''],[['storage',s.storage.state==='ok'?'ok':'FAILING: '+s.storage.code+' since '+new Date(s.storage.since).toLocaleTimeString()+' ('+s.storage.droppedTelemetry+' readings not stored; rules still run)'],['records',s.buffer.telemetry+s.buffer.events],['oldest',s.buffer.oldestAgeS!=null?s.buffer.oldestAgeS+' s':'-'],['evicted',s.buffer.evicted.telemetry+s.buffer.evicted.events],['broker',s.links.mqtt??'off'],['HJ 212',s.links.hj212??'off'],...(s.light?[['status light',{on:'steady',slow:'slow blink',fast:'fast blink',off:'off'}[s.light]]]:[])]);
     draw(s.history||{});
   }catch(e){document.getElementById('links').textContent='no answer: '+e.message;}
 }

@@ -104,6 +104,34 @@ export function createRegistry(gw: Gateway): Registry {
       this.inc({ kind: 'event' }, gw.store.evicted.events);
     },
   });
+  new Gauge({
+    name: 'dustgate_storage_ok',
+    help: '1 while the buffer takes writes, 0 while the store fails (disk full, I/O error): polling and rules go on',
+    registers: [registry],
+    collect() {
+      this.set(gw.storage.ok ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'dustgate_storage_dropped_total',
+    help: 'Readings and events not stored because the store failed',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ kind: 'telemetry' }, gw.storage.totals.droppedTelemetry);
+      this.inc({ kind: 'event' }, gw.storage.totals.droppedEvents);
+    },
+  });
+  new Counter({
+    name: 'dustgate_remote_refused_busy_total',
+    help: 'Remote messages refused by the rate limit or a full queue (each was answered)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(gw.remote?.counters.refusedBusy ?? 0);
+    },
+  });
   new Counter({
     name: 'dustgate_readings_total',
     help: 'Readings stored since start',

@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { startEmbeddedBroker } from '../gateway/broker.js';
 import { resolveConfig } from '../gateway/config/load.js';
 import { Gateway } from '../gateway/gateway.js';
+import { runDoctor } from '../gateway/doctor.js';
 import { Store } from '../gateway/store.js';
 import { loadScenario } from '../simulator/scenario.js';
 import { Simulator } from '../simulator/simulator.js';
@@ -141,6 +142,28 @@ describe('disk full', () => {
       expect(out.code, out.stderr).toBe(1);
       expect(out.stderr).toMatch(/^dustgate: cannot read the buffer at .*buffer\.db: the disk is full \(\d+ KB free at .*\) — free space there, then run this again/);
       expect(out.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+});
+
+describe('the doctor and the disk', () => {
+  it('counts the database and WAL against the cap: a 64 MB buffer on a 3 MB disk fails with the largest cap that fits', async () => {
+    const fs = mountSmallFs(3, 'doctor-disk');
+    cleanups.push(() => fs.unmount());
+    const cfg = siteConfig({ bus: { type: 'tcp', host: '127.0.0.1', port: 1502 }, mqttUrl: 'mqtt://127.0.0.1:1', dir: fs.dir });
+    const file = path.join(tempDir('doctor-disk'), 'site.json');
+    for (const [maxMB, ok] of [
+      [64, false],
+      [1, true],
+    ] as const) {
+      writeFileSync(file, JSON.stringify({ ...cfg, storage: { path: path.join(fs.dir, 'buffer.db'), maxMB } }));
+      const checks = await runDoctor(file, { timeoutMs: 300 });
+      const disk = checks.find((c) => c.name === 'disk')!;
+      expect(disk.ok, disk.detail).toBe(ok);
+      if (!ok) {
+        expect(disk.detail).toMatch(/storage\.maxMB 64, database and WAL together/);
+        expect(disk.fix).toMatch(/set storage\.maxMB to at most 2(\.\d)?$/);
+      }
     }
   });
 });
