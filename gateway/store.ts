@@ -476,7 +476,8 @@ export class Store {
       this.lastPrune = now;
       this.db.prepare('DELETE FROM remote_requests WHERE ts < ?').run(now - keepMs);
     }
-    return this.db.prepare('INSERT OR IGNORE INTO remote_requests (request_id, ts) VALUES (?, ?)').run(id, now).changes === 1;
+    // an id seen longer ago than keepMs (not yet pruned) counts as new
+    return this.db.prepare('INSERT INTO remote_requests (request_id, ts) VALUES (?, ?) ON CONFLICT (request_id) DO UPDATE SET ts = excluded.ts WHERE remote_requests.ts < ?').run(id, now, now - keepMs).changes === 1;
   }
   private lastPrune = -Infinity;
 
