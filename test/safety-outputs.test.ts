@@ -5,8 +5,13 @@
  * after a stop, mapped or not; when the rules cannot run, every output goes off.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { JUNE_10AM, sleep, startInProcess, type InProcessRig } from './helpers/gateway-rig.js';
-import { waitFor } from './helpers/system.js';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadScenario } from '../simulator/scenario.js';
+import { Simulator } from '../simulator/simulator.js';
+import { JUNE_10AM, ROOT, siteConfig, sleep, startInProcess, tempDir, type InProcessRig } from './helpers/gateway-rig.js';
+import { freePort, waitFor } from './helpers/system.js';
 
 let rig: InProcessRig | undefined;
 afterEach(async () => {
@@ -107,6 +112,35 @@ describe('every relay channel, mapped or not', () => {
     expect(r.relays.overrides.ch1).toBe(0);
     expect(r.relays.overrides.ch6).toBe(0);
     expect(r.gw.outputs.actual.sprinkler).toBe('off');
+  });
+});
+
+describe('an error nothing caught', () => {
+  it('dustgate run: every relay channel off and read back, then exit 70', async () => {
+    const sim = new Simulator(loadScenario(path.join(ROOT, 'seeds/scenarios/demo.yaml')), { wireTime: false });
+    const port = await freePort();
+    await sim.serveTcp('127.0.0.1', port);
+    sim.setValues('head', { temperature: 15 });
+    sim.setValues('relays', { ch8: 1 });
+    try {
+      const dir = tempDir('fatal');
+      const file = path.join(dir, 'site.json');
+      writeFileSync(file, JSON.stringify(siteConfig({ bus: { type: 'tcp', host: '127.0.0.1', port }, mqttUrl: `mqtt://127.0.0.1:${await freePort()}`, dir })));
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/helpers/fatal-child.ts'), file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DUSTGATE_LOG_LEVEL: 'info' } });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      expect(out).toMatch(/sprinkler on: \{"ok":true\}/);
+      expect(out).toMatch(/a bug nobody caught/);
+      expect(out).toMatch(/fail-safe: outputs off/);
+      expect(code).toBe(70);
+      const relays = sim.device('relays')!;
+      expect(relays.coilLog.filter((c) => c.channel === 1).map((c) => c.on)).toEqual([true, false]);
+      for (let ch = 1; ch <= 8; ch++) expect(relays.overrides[`ch${ch}`] ?? 0, `ch${ch}`).toBe(0);
+    } finally {
+      await sim.stop();
+    }
   });
 });
 

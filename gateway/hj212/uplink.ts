@@ -230,6 +230,10 @@ export class Hj212Uplink extends EventEmitter {
         this.counters.acked++;
         this.emit('acked', u);
       }
+    } catch (e) {
+      // the store cannot be written (disk full): the periods stay queued; try again in a while
+      this.o.logger.error({ err: (e as Error).message }, `HJ 212: ${(e as Error).message}; sending again in 10 s`);
+      if (!this.stopped) setTimeout(() => void this.drain(), 10_000).unref();
     } finally {
       this.sending = false;
     }
