@@ -307,6 +307,7 @@ export class Gateway extends EventEmitter {
     await this.hj212?.stop();
     await this.http?.stop();
     await this.rt.close();
+    this.storage.close();
     this.store.close();
     this.logger.info({ gateway: this.id }, 'stopped');
   }

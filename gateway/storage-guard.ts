@@ -109,6 +109,12 @@ export class StorageGuard extends EventEmitter {
     if (this.failing && this.retryDue()) this.retry();
   }
 
+  /** At shutdown: one last try for the held events; says how many are lost if the store still fails. */
+  close(): void {
+    if (this.failing && this.pending.length) this.retry();
+    if (this.pending.length) this.o.logger.error({ lostEvents: this.pending.length }, `storage: ${this.pending.length} events held in memory could not be stored before shutdown`);
+  }
+
   private retryDue(): boolean {
     return this.o.mono() - this.lastTry >= this.retryMs;
   }
