@@ -1,4 +1,4 @@
-/** Every codec against the independently checked literals in ../shared/vectors/vectors.json. */
+/** Every codec against the independently checked literals in test/fixtures/vectors.json (a copy of the project's shared vectors). */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { beaufort } from '../drivers/devices/beaufort.js';
 import type { RegisterSpec } from '../drivers/devices/types.js';
 import { isDriverError } from '../drivers/errors.js';
 
-const vectors = JSON.parse(readFileSync(path.resolve(__dirname, '../../shared/vectors/vectors.json'), 'utf8'));
+const vectors = JSON.parse(readFileSync(path.resolve(__dirname, 'fixtures/vectors.json'), 'utf8'));
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const frame = (name: RegExp) => hex(vectors.modbus_rtu.frames.find((f: { name: string }) => name.test(f.name)).hex);
 

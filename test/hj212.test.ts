@@ -1,11 +1,11 @@
-/** HJ 212 codec against ../shared/vectors/vectors.json, and AQI per HJ 633 at and around every breakpoint. */
+/** HJ 212 codec against test/fixtures/vectors.json, and AQI per HJ 633 at and around every breakpoint. */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { aqi, iaqi } from '../gateway/aqi.js';
 import { Hj212Error, buildPackets, crcHex, cpValue, decodePacket, encodePacket, field, hjTime, splitStream } from '../gateway/hj212/codec.js';
 
-const vectors = JSON.parse(readFileSync(path.resolve(__dirname, '../../shared/vectors/vectors.json'), 'utf8')) as {
+const vectors = JSON.parse(readFileSync(path.resolve(__dirname, 'fixtures/vectors.json'), 'utf8')) as {
   hj212: { crc_check: { input_ascii: string; hj212_crc_hex: string }; packets: { name: string; text: string }[] };
 };
 
