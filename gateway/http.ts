@@ -9,7 +9,28 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { Gateway } from './gateway.js';
+import type { GatewayDevice } from '../drivers/device.js';
+import type { Config } from './config/schema.js';
+import type { OutputActual } from './outputs.js';
+import type { StateView } from './state-view.js';
+import type { StorageGuard } from './storage-guard.js';
+
+/** What the page and the metrics read of the gateway (it implements this). */
+export interface PageHost {
+  readonly id: string;
+  readonly config: Config;
+  readonly version: number;
+  readonly devices: Map<string, GatewayDevice>;
+  readonly outputs: { readonly actual: Record<string, OutputActual> };
+  readonly view: Pick<StateView, 'bufferStats' | 'apiState'>;
+  readonly storage: Pick<StorageGuard, 'ok' | 'totals'>;
+  readonly store: { readonly evicted: { telemetry: number; events: number } };
+  readonly counters: { readings: number; events: number };
+  readonly remote?: { readonly counters: { refusedBusy: number } };
+  readonly uplink?: { readonly connected: boolean };
+  readonly hj212?: { readonly isConnected: boolean };
+  apiState(withHistory?: boolean): unknown;
+}
 import { statusPage } from './http-page.js';
 import { VERSION } from './version.js';
 
@@ -22,8 +43,8 @@ function safeEqual(a: string, b: string): boolean {
 }
 
 /** Device counters as Prometheus counters, read at scrape time. */
-function deviceMetrics(gw: Gateway, registry: Registry): void {
-  const counter = (name: string, help: string, pick: (c: Gateway['devices'] extends Map<string, infer D> ? D : never) => number) =>
+function deviceMetrics(gw: PageHost, registry: Registry): void {
+  const counter = (name: string, help: string, pick: (c: GatewayDevice) => number) =>
     new Counter({
       name,
       help,
@@ -63,7 +84,7 @@ function deviceMetrics(gw: Gateway, registry: Registry): void {
   });
 }
 
-export function createRegistry(gw: Gateway): Registry {
+export function createRegistry(gw: PageHost): Registry {
   const registry = new Registry();
   deviceMetrics(gw, registry);
   new Gauge({
@@ -72,7 +93,7 @@ export function createRegistry(gw: Gateway): Registry {
     labelNames: ['kind'],
     registers: [registry],
     collect() {
-      const s = gw.bufferStats();
+      const s = gw.view.bufferStats();
       this.set({ kind: 'telemetry' }, s.telemetry);
       this.set({ kind: 'event' }, s.events);
     },
@@ -82,7 +103,7 @@ export function createRegistry(gw: Gateway): Registry {
     help: 'Age of the oldest record in the buffer (0 when empty)',
     registers: [registry],
     collect() {
-      this.set(gw.bufferStats().oldestAgeS ?? 0);
+      this.set(gw.view.bufferStats().oldestAgeS ?? 0);
     },
   });
   new Gauge({
@@ -90,7 +111,7 @@ export function createRegistry(gw: Gateway): Registry {
     help: 'Bytes held in the buffer, against storage.maxMB',
     registers: [registry],
     collect() {
-      this.set(gw.bufferStats().bytes);
+      this.set(gw.view.bufferStats().bytes);
     },
   });
   new Counter({
@@ -190,7 +211,7 @@ export class HttpServer {
   port = 0;
   private uplot: { js: Buffer; css: Buffer } | undefined;
 
-  constructor(private readonly gw: Gateway) {
+  constructor(private readonly gw: PageHost) {
     this.registry = createRegistry(gw);
   }
 

@@ -7,7 +7,36 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { ALERT_LEVELS, type AlertLevel } from './config/schema.js';
-import type { Gateway } from './gateway.js';
+import type { GatewayDevice } from '../drivers/device.js';
+import type { Clock } from './clock.js';
+import type { ApplyMeta, ApplyResult, ConfigChange } from './config-apply.js';
+import type { Config } from './config/schema.js';
+import type { Logger } from './log.js';
+import type { OutputRequestResult, RuleEvent } from './rules/engine.js';
+import type { ConfigVersion } from './store.js';
+
+/** What remote operations need of the gateway (it implements this; nothing here reaches further). */
+export interface RemoteHost {
+  readonly id: string;
+  readonly config: Config;
+  readonly version: number;
+  readonly startedAt: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly devices: Map<string, GatewayDevice>;
+  readonly engine: { readonly alertLevel: AlertLevel };
+  readonly store: { rememberRequest(id: string, now: number, keepMs: number): boolean; configHistory(): ConfigVersion[] };
+  now(): number;
+  record(events: RuleEvent[]): void;
+  applyConfigs(items: { change: ConfigChange; meta: ApplyMeta }[]): Promise<ApplyResult[]>;
+  setAlertLevel(level: AlertLevel, why: Record<string, unknown>): void;
+  requestOutput(name: string, on: boolean, opts: { durationS?: number; by?: string; requestId?: string }): OutputRequestResult;
+  /** Send the buffered records of [from, to] again; how many. */
+  republish(from: number, to: number): number;
+}
+
+/** Where the answers go: `config/result` or `cmd/result` under the gateway's prefix (the gateway publishes them). */
+export type Reply = (topic: 'config/result' | 'cmd/result', payload: string) => void;
 import { flagValues } from './reading.js';
 
 export const MAX_PAYLOAD = 1024 * 1024;
@@ -44,7 +73,10 @@ class Refused extends Error {
 }
 
 export class RemoteHandler {
-  constructor(private readonly gw: Gateway) {}
+  constructor(
+    private readonly gw: RemoteHost,
+    private readonly reply: Reply,
+  ) {}
 
   private get prefix(): string {
     return this.gw.config.mqtt.topicPrefix;
@@ -193,8 +225,8 @@ export class RemoteHandler {
     const command = route.kind === 'config' ? 'config' : route.name;
     const r = this.gw.config.remote;
     const message = code === 'rate_limited' ? `more than ${r.maxPerS} remote messages a second (remote.maxPerS): send it again later` : `${r.maxQueue} remote messages are waiting (remote.maxQueue): send it again later`;
-    if (route.kind === 'config') this.gw.uplink?.publish('config/result', JSON.stringify({ requestId: requestId ?? null, ok: false, version: this.gw.version, errors: [{ path: '', message: `${code}: ${message}` }] }));
-    else this.gw.uplink?.publish('cmd/result', JSON.stringify({ requestId: requestId ?? null, command, ok: false, error: { code, message } }));
+    if (route.kind === 'config') this.reply('config/result', JSON.stringify({ requestId: requestId ?? null, ok: false, version: this.gw.version, errors: [{ path: '', message: `${code}: ${message}` }] }));
+    else this.reply('cmd/result', JSON.stringify({ requestId: requestId ?? null, command, ok: false, error: { code, message } }));
     const f = this.flood;
     f.count++;
     f.codes.add(code);
@@ -253,7 +285,7 @@ export class RemoteHandler {
           ...(res.ok ? {} : { code: res.rolledBack ? 'rolled_back' : 'invalid_config', reason }),
         },
       ]);
-      this.gw.uplink?.publish('config/result', JSON.stringify({ requestId: a.requestId, ok: res.ok, version: res.version, ...(res.errors ? { errors: res.errors } : {}), ...(res.rolledBack ? { rolledBack: true } : {}) }));
+      this.reply('config/result', JSON.stringify({ requestId: a.requestId, ok: res.ok, version: res.version, ...(res.errors ? { errors: res.errors } : {}), ...(res.rolledBack ? { rolledBack: true } : {}) }));
     });
   }
 
@@ -270,7 +302,7 @@ export class RemoteHandler {
     const out = await this.command(command, body, { requestId, by, topic });
     if (out.ok) this.gw.record([{ type: 'remote_accepted', ts: this.gw.now(), requestId, topic, command, by, scope: a.route.scope }]);
     else this.gw.record([{ type: 'remote_refused', ts: this.gw.now(), requestId, topic, command, by, scope: a.route.scope, code: out.error.code, reason: out.error.message }]);
-    this.gw.uplink?.publish('cmd/result', JSON.stringify({ requestId, command, ...out }));
+    this.reply('cmd/result', JSON.stringify({ requestId, command, ...out }));
   }
 
   stop(): void {
@@ -278,11 +310,11 @@ export class RemoteHandler {
     this.queue = [];
   }
 
-  private refused(topic: string, command: string, requestId: string | undefined, error: RemoteRefusal, resultTopic: string): void {
+  private refused(topic: string, command: string, requestId: string | undefined, error: RemoteRefusal, resultTopic: 'config/result' | 'cmd/result'): void {
     this.gw.logger.warn({ topic, command, requestId, code: error.code }, `remote ${command} refused: ${error.message}`);
     this.gw.record([{ type: 'remote_refused', ts: this.gw.now(), requestId: requestId ?? null, topic, command, code: error.code, reason: error.message }]);
-    if (resultTopic === 'config/result') this.gw.uplink?.publish(resultTopic, JSON.stringify({ requestId: requestId ?? null, ok: false, version: this.gw.version, errors: [{ path: '', message: `${error.code}: ${error.message}` }] }));
-    else this.gw.uplink?.publish(resultTopic, JSON.stringify({ requestId: requestId ?? null, command, ok: false, error }));
+    if (resultTopic === 'config/result') this.reply(resultTopic, JSON.stringify({ requestId: requestId ?? null, ok: false, version: this.gw.version, errors: [{ path: '', message: `${error.code}: ${error.message}` }] }));
+    else this.reply(resultTopic, JSON.stringify({ requestId: requestId ?? null, command, ok: false, error }));
   }
 
   private async command(
@@ -332,7 +364,7 @@ export class RemoteHandler {
         const to = body.toSeq;
         if (typeof from !== 'number' || typeof to !== 'number' || !Number.isInteger(from) || !Number.isInteger(to) || from < 1 || to < from)
           return fail('invalid_argument', 'fromSeq, toSeq: expected integers with 1 ≤ fromSeq ≤ toSeq');
-        const n = this.gw.uplink?.republish(from, to) ?? 0;
+        const n = this.gw.republish(from, to);
         return { ok: true, fromSeq: from, toSeq: to, republished: n, note: 'records leave the buffer once acknowledged; only those still held are sent again' };
       }
     }

@@ -1,10 +1,19 @@
 /** The simulator's control API: HTTP on loopback to read and set every value, coil and fault at run time. */
 import http from 'node:http';
-import type { Simulator } from './simulator.js';
+import type { VirtualDevice } from './virtual-device.js';
+
+/** What the control API needs of a simulator. */
+export interface Controllable {
+  describe(): unknown;
+  device(id: string): VirtualDevice | undefined;
+  describeDevice(d: VirtualDevice): unknown;
+  setValues(id: string, values: Record<string, number | null>): void;
+  setFaults(id: string, names: string[], forS?: number): void;
+}
 
 export class ControlApi {
   private server: http.Server | undefined;
-  constructor(private readonly sim: Simulator) {}
+  constructor(private readonly sim: Controllable) {}
 
   get port(): number {
     const a = this.server?.address();

@@ -5,8 +5,13 @@
  * the box, with `allowBelowRegulation: true` beside the value (logged at every start). A remote
  * change can never relax one, not even below a value the site file relaxed.
  */
-import type { ConfigIssue } from './load.js';
-import type { Rules } from './schema.js';
+import type { Rules } from '../rules/schema.js';
+
+/** A problem with its config path (the same shape as load.ts's ConfigIssue). */
+export interface FloorIssue {
+  path: string;
+  message: string;
+}
 
 export interface Floors {
   minTempC: number;
@@ -69,8 +74,8 @@ export function allowed(rules: Rules, section: Section): boolean {
  * Where `rules` (and every alert profile applied to them) is looser than `floors`. `honourFlags`:
  * a section with `allowBelowRegulation: true` is not checked (the site file's case).
  */
-export function floorIssues(rules: Rules, floors: Floors, o: { honourFlags: boolean; profiles?: Record<string, Rules> }): ConfigIssue[] {
-  const out: ConfigIssue[] = [];
+export function floorIssues(rules: Rules, floors: Floors, o: { honourFlags: boolean; profiles?: Record<string, Rules> }): FloorIssue[] {
+  const out: FloorIssue[] = [];
   const how = o.honourFlags ? 'set allowBelowRegulation: true beside it in the site file to allow it on this box' : 'a remote change can make it stricter, never looser; only the site file on the box can relax it';
   const check = (r: Rules, at: string) => {
     const skip = (s: Section) => o.honourFlags && allowed(rules, s);

@@ -11,6 +11,8 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { getDefinition } from '../../drivers/devices/index.js';
 import type { DeviceDefinition } from '../../drivers/devices/types.js';
+import { deepMerge } from '../deep-merge.js';
+import { sprinklerKind } from '../rules/decisions.js';
 import { FLOOR_SECTIONS, allowed, floorIssues, floorsOf, type Floors } from './floors.js';
 import { ALERT_LEVELS, AlertProfileSchema, ConfigSchema, RulesSchema, deepPartial, type Config, type Rules } from './schema.js';
 
@@ -84,19 +86,7 @@ function zodIssues(err: z.ZodError, prefix: readonly PropertyKey[] = []): Config
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Deep merge: objects merge key by key, anything else (arrays too) replaces. `null` deletes. */
-export function deepMerge<T>(base: T, patch: unknown): T {
-  if (!isObj(base) || !isObj(patch)) return (patch === undefined ? base : patch) as T;
-  const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    // an own property even for "__proto__" (JSON.parse makes one): never the object's prototype, so
-    // the schema sees it and refuses it as an unknown key
-    else Object.defineProperty(out, k, { value: Object.hasOwn(out, k) && isObj(out[k]) && isObj(v) ? deepMerge(out[k], v) : v, enumerable: true, writable: true, configurable: true });
-  }
-  return out as T;
-}
+export { deepMerge } from '../deep-merge.js';
 
 export function presetsDir(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
@@ -262,10 +252,7 @@ export function channelsOf(def: DeviceDefinition): { count: number; outputs: num
   return { count: all.length, outputs: def.kind === 'modbus' && def.coils ? all : [], inputs: def.kind === 'modbus' && !def.coils && def.discreteInputs ? all : [] };
 }
 
-/** Sprinkler outputs: those with a `kind`, and one named `sprinkler` (road by default). */
-export function sprinklerKind(name: string, o: Config['outputs'][string]): 'road' | 'greenbelt' | undefined {
-  return o.kind ?? (name === 'sprinkler' ? 'road' : undefined);
-}
+export { sprinklerKind } from '../rules/decisions.js';
 
 function crossCheck(c: Config, warnings: ConfigIssue[]): ConfigIssue[] {
   const out: ConfigIssue[] = [];

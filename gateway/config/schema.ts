@@ -4,76 +4,14 @@
  */
 import { z } from 'zod';
 import { DRIVER_NAMES } from '../../drivers/devices/index.js';
+import { METRICS } from '../metrics.js';
+import { ALERT_LEVELS, RulesSchema } from '../rules/schema.js';
+import { numIn, oneOf, show, str } from '../zod-fields.js';
 
-const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'nothing' : Array.isArray(v) ? 'a list' : v === null ? 'null' : typeof v === 'object' ? 'an object' : String(v));
-
-/** A number in [lo, hi] with the SPEC's message: `expected 1..247, got 300`. */
-export function numIn(lo: number, hi: number, int = true) {
-  const error = (iss: { input?: unknown }) =>
-    `expected ${int && typeof iss.input === 'number' && !Number.isInteger(iss.input) ? 'an integer ' : ''}${lo}..${hi}, got ${show(iss.input)}`;
-  const n = z.number({ error });
-  return (int ? n.int({ error }) : n).min(lo, { error }).max(hi, { error });
-}
-const posNum = (hi = Number.MAX_SAFE_INTEGER) => numIn(0, hi, false);
-const str = (what = 'a string') => z.string({ error: (iss) => `expected ${what}, got ${show(iss.input)}` });
-const oneOf = <T extends string>(values: readonly [T, ...T[]]) =>
-  z.enum(values, { error: (iss) => `expected one of ${values.join(' | ')}, got ${show(iss.input)}` });
-const hhmm = str('a time HH:MM').regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time HH:MM (00:00..23:59)');
-const mmdd = str('a date MM-DD').regex(/^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/, 'expected a date MM-DD');
-
-export const METRICS = ['pm25', 'pm10', 'tsp', 'pm1', 'temperature', 'humidity', 'pressure', 'windSpeed', 'windDirection', 'noise'] as const;
-export type Metric = (typeof METRICS)[number];
-export const ALERT_LEVELS = ['none', 'blue', 'yellow', 'orange', 'red'] as const;
-export type AlertLevel = (typeof ALERT_LEVELS)[number];
-
-// ------------------------------------------------------------------ rules (SPEC §6)
-
-const levels = z.strictObject({ warn: posNum(), severe: posNum(), clear: posNum() });
-/** Site file only: this section may be looser than the regulation's floor (see config/floors.ts). */
-const allowBelowRegulation = z.boolean({ error: (iss) => `expected true or false, got ${show(iss.input)}` }).optional();
-export const RulesSchema = z.strictObject({
-  sprinkling: z.strictObject({ minTempC: numIn(-50, 50, false), greenbeltMinTempC: numIn(-50, 50, false), tempMaxAgeS: numIn(1, 86_400), allowBelowRegulation }),
-  sweeping: z.strictObject({ stopAtBeaufort: numIn(1, 12), windAverageS: numIn(1, 3600), resumeAfterS: numIn(0, 86_400), allowBelowRegulation }),
-  dustAlarm: z.strictObject({
-    averageS: numIn(1, 86_400),
-    pm10: levels,
-    pm25: levels,
-    tsp: levels,
-    /** `spray` (every sprinkler output) and/or names of pulse outputs. */
-    onWarn: z.array(str('spray or an output name')).max(16, 'expected at most 16 entries'),
-    sprayS: numIn(1, 86_400),
-    sprayRestS: numIn(0, 86_400),
-  }),
-  noise: z.strictObject({
-    dayLimit: posNum(200),
-    nightLimit: posNum(200),
-    nightStart: hhmm,
-    nightEnd: hhmm,
-    averageS: numIn(1, 86_400),
-    clearBelowDb: posNum(100),
-  }),
-  earthworkBan: z.strictObject({
-    periods: z.array(z.strictObject({ from: mmdd, to: mmdd })).max(64, 'expected at most 64 periods'),
-    alertLevels: z.array(oneOf(ALERT_LEVELS)).max(ALERT_LEVELS.length, `expected at most ${ALERT_LEVELS.length} levels`),
-    allowBelowRegulation,
-  }),
-  outputs: z.strictObject({ maxOnS: numIn(1, 86_400), minOffS: numIn(0, 86_400) }),
-  alertProfiles: z.partialRecord(oneOf(ALERT_LEVELS), z.unknown()).default({}),
-});
-export type Rules = z.infer<typeof RulesSchema>;
-export type AlarmLevels = z.infer<typeof levels>;
-
-/** Every key optional, all the way down (overrides of the preset, alert profiles). */
-export function deepPartial(s: z.ZodType): z.ZodType {
-  if (s instanceof z.ZodObject) {
-    const shape = Object.fromEntries(Object.entries(s.shape as Record<string, z.ZodType>).map(([k, v]) => [k, deepPartial(v).optional()]));
-    return z.strictObject(shape);
-  }
-  if (s instanceof z.ZodDefault || s instanceof z.ZodOptional) return deepPartial(s.unwrap() as z.ZodType);
-  return s;
-}
-/** An alert profile: overrides of any rule except the profiles themselves. */
-export const AlertProfileSchema = deepPartial(RulesSchema.omit({ alertProfiles: true }));
+// where they are defined now (config/ depends on rules/, never the other way round)
+export { METRICS, type Metric } from '../metrics.js';
+export { ALERT_LEVELS, AlertProfileSchema, RulesSchema, deepPartial, type AlarmLevels, type AlertLevel, type Rules } from '../rules/schema.js';
+export { numIn } from '../zod-fields.js';
 
 // ------------------------------------------------------------------ buses, devices, io
 

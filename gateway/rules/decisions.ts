@@ -3,8 +3,8 @@
  * (engine.ts) composes them; tests check each at its boundaries.
  */
 import { beaufort } from '../../drivers/devices/beaufort.js';
-import type { AlarmLevels, AlertLevel, Rules } from '../config/schema.js';
-import { deepMerge } from '../config/load.js';
+import { deepMerge } from '../deep-merge.js';
+import type { AlarmLevels, AlertLevel, Rules } from './schema.js';
 
 export interface Sample {
   /** ms since the epoch */
@@ -18,6 +18,11 @@ export type BlockReason = 'temperature_below_min' | 'temperature_unknown';
 const EPS = 1e-9;
 
 // ------------------------------------------------------------------ frost interlock
+
+/** Sprinkler outputs: those with a `kind`, and one named `sprinkler` (road by default). */
+export function sprinklerKind(name: string, o: { kind?: 'road' | 'greenbelt' }): 'road' | 'greenbelt' | undefined {
+  return o.kind ?? (name === 'sprinkler' ? 'road' : undefined);
+}
 
 /** May a sprinkler of `kind` be on? Unknown (missing or older than tempMaxAgeS) blocks: fail safe. */
 export function sprinklingAllowed(

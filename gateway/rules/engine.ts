@@ -3,9 +3,9 @@
  * every call takes `now`, so a fake clock drives it through any scenario. The outputs it holds are
  * the states the rules *want*; the output manager (outputs.ts) makes the relays follow and reads them back.
  */
-import type { AlertLevel, InputSettings, Metric, OutputSettings, Rules } from '../config/schema.js';
-import { sprinklerKind } from '../config/load.js';
+import type { Metric } from '../metrics.js';
 import { usable, type Reading } from '../reading.js';
+import type { AlertLevel, Rules } from './schema.js';
 import {
   DUST_METRICS,
   alarmStep,
@@ -15,6 +15,7 @@ import {
   initialSweep,
   meanOver,
   noiseLimits,
+  sprinklerKind,
   sprinklingAllowed,
   sweepStep,
   type AlarmLevel,
@@ -23,6 +24,24 @@ import {
   type Sample,
   type SweepState,
 } from './decisions.js';
+
+/** An output as the rules see it (the config's outputs have this shape and more). */
+export interface OutputSettings {
+  device: string;
+  channel: number;
+  kind?: 'road' | 'greenbelt';
+  pulseMs?: number;
+  maxOnS?: number;
+  minOffS?: number;
+}
+
+/** An input as the rules see it. */
+export interface InputSettings {
+  device: string;
+  channel: number;
+  kind: 'video-trigger' | 'earthwork-activity';
+  debounceMs: number;
+}
 
 export interface EngineConfig {
   rules: Rules;

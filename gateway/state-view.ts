@@ -1,0 +1,146 @@
+/**
+ * What the gateway shows of itself: the P/state payload (published when it changes), GET /api/state
+ * for the page, the buffer figures, the status light's pattern, and the latest values and last hour
+ * of each source metric.
+ */
+import type { LightPattern } from '../drivers/firmata.js';
+import type { Clock } from './clock.js';
+import type { Config } from './config/schema.js';
+import type { Hj212Uplink } from './hj212/uplink.js';
+import type { Logger } from './log.js';
+import type { Flag, Reading } from './reading.js';
+import { DUST_METRICS } from './rules/decisions.js';
+import type { RulesEngine } from './rules/engine.js';
+import type { Runtime } from './runtime.js';
+import type { StorageGuard } from './storage-guard.js';
+import type { Store } from './store.js';
+import type { MqttUplink } from './uplink/mqtt.js';
+import { VERSION } from './version.js';
+
+/** The latest usable value of each source metric (HJ 212 real-time data) and its last hour (the page's chart). */
+export class LatestValues {
+  readonly bySource: Record<string, { v: number; flag: Flag }> = {};
+  readonly history: Record<string, [number, number][]> = {};
+
+  observe(r: Reading, sources: Partial<Record<string, string>>): void {
+    for (const [metric, dev] of Object.entries(sources)) {
+      if (dev !== r.device) continue;
+      const v = r.values[metric];
+      const flag = r.flags[metric];
+      if (v !== undefined && flag) {
+        this.bySource[metric] = { v, flag };
+        const h = (this.history[metric] ??= []);
+        h.push([r.ts, v]);
+        while (h.length && h[0]![0] < r.ts - 3600_000) h.shift();
+      } else if (flag) delete this.bySource[metric];
+    }
+  }
+}
+
+/** What the view reads of the gateway. */
+export interface ViewHost {
+  readonly rt: Runtime;
+  readonly engine: RulesEngine;
+  readonly clock: Clock;
+  readonly storage: StorageGuard;
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly config: Config;
+  readonly version: number;
+  readonly uplink: MqttUplink | undefined;
+  readonly hj212: Hj212Uplink | undefined;
+  readonly latest: LatestValues;
+  readonly started: boolean;
+  readonly stopping: boolean;
+  now(): number;
+  emit(event: 'state', s: unknown): boolean;
+}
+
+export class StateView {
+  private statsCache: { at: number; value: ReturnType<Store['stats']> & { oldestAgeS: number | null } } | undefined;
+  private lastStateKey = '';
+
+  constructor(private readonly gw: ViewHost) {}
+
+  /**
+   * The status light on every board that has one: fast blink during a dust alarm, slow blink while
+   * a device is offline or the broker is unreachable, steady on otherwise (off once stopped).
+   */
+  lightPattern(): LightPattern {
+    if (this.gw.stopping || !this.gw.started) return 'off';
+    const alarms = this.gw.engine.snapshot(this.gw.clock.mono()).alarms;
+    if (DUST_METRICS.some((m) => alarms[m] && alarms[m] !== 'none')) return 'fast';
+    if ([...this.gw.rt.devices.values()].some((d) => d.status === 'offline')) return 'slow';
+    if (this.gw.uplink && !this.gw.uplink.connected) return 'slow';
+    return 'on';
+  }
+
+  updateLight(): void {
+    if (!this.gw.rt.lights.length) return;
+    const p = this.lightPattern();
+    for (const l of this.gw.rt.lights) l.setLight(p);
+  }
+
+  state() {
+    const devices: Record<string, string> = {};
+    for (const [id, d] of this.gw.rt.devices) devices[id] = d.status;
+    return { ts: new Date(this.gw.now()).toISOString(), ...this.gw.engine.snapshot(this.gw.clock.mono()), outputs: { ...this.gw.rt.outputs.actual }, devices, storage: this.gw.storage.status().state };
+  }
+
+  /** Buffer figures, at most once a second (the page and /metrics ask often). */
+  bufferStats() {
+    const now = this.gw.clock.mono();
+    if (!this.statsCache || now - this.statsCache.at > 1000) {
+      try {
+        const st = this.gw.store.stats();
+        this.statsCache = { at: now, value: { ...st, oldestAgeS: st.oldestTs ? Math.max(0, Math.round((this.gw.now() - Date.parse(st.oldestTs)) / 1000)) : null } };
+      } catch (e) {
+        // a store that cannot be read: the page shows the last figures (and the storage state says why)
+        this.gw.logger.warn({ err: (e as Error).message }, 'buffer figures not readable');
+        if (!this.statsCache) throw e;
+        this.statsCache.at = now;
+      }
+    }
+    return this.statsCache.value;
+  }
+
+  /** GET /api/state: rule state, values, device health, buffer and links (and the last hour). */
+  apiState(withHistory = false) {
+    const devices: Record<string, unknown> = {};
+    for (const [id, d] of this.gw.rt.devices) devices[id] = { status: d.status, driver: d.definition.name, counters: d.counters };
+    const b = this.bufferStats();
+    return {
+      gateway: this.gw.config.gateway.id,
+      version: VERSION,
+      configVersion: this.gw.version,
+      now: new Date(this.gw.now()).toISOString(),
+      state: this.state(),
+      latest: this.gw.latest.bySource,
+      devices,
+      buffer: { telemetry: b.telemetry, events: b.events, oldestTs: b.oldestTs, oldestAgeS: b.oldestAgeS, bytes: b.bytes, capBytes: b.capBytes, fileBytes: b.fileBytes, evicted: b.evicted },
+      storage: this.gw.storage.status(),
+      links: {
+        mqtt: this.gw.uplink ? (this.gw.uplink.connected ? 'connected' : 'down') : null,
+        hj212: this.gw.hj212 ? (this.gw.hj212.isConnected ? 'connected' : 'down') : null,
+      },
+      /** What the boards' status lights show (null: no board has one). */
+      light: this.gw.rt.lights.length ? this.lightPattern() : null,
+      ...(withHistory ? { history: this.gw.latest.history } : {}),
+    };
+  }
+
+  /** Publish P/state when something other than the time, the temperature or the wind mean changed. */
+  publishState(): void {
+    const s = this.state();
+    const key = JSON.stringify({ ...s, ts: undefined, sprinkling: { ...s.sprinkling, temperature: undefined }, sweeping: { ...s.sweeping, windMean: undefined } });
+    if (key === this.lastStateKey) return;
+    this.lastStateKey = key;
+    this.gw.uplink?.publishState(s, key);
+    this.gw.emit('state', s);
+  }
+
+  /** A new connection: the next publish goes out even if nothing changed. */
+  forgetPublished(): void {
+    this.lastStateKey = '';
+  }
+}
