@@ -184,8 +184,8 @@ export class ConfigApplier {
     if (this.gw.stopping) return refuse([{ path: '', message: 'the gateway is stopping' }]);
     // only rules (thresholds, alert profiles) changed: the runtime and its open lines stay as they are
     const hardware = (c: Config) => JSON.stringify([c.buses, c.devices, c.outputs, c.inputs, c.sources]);
-    const mqttChanged0 = this.gw.uplink && CONNECTION_KEYS.some((k) => JSON.stringify(next.config.mqtt[k]) !== JSON.stringify(this.gw.config.mqtt[k]));
-    if (hardware(next.config) === hardware(this.gw.config) && !mqttChanged0) {
+    const mqttChanged = this.gw.uplink && CONNECTION_KEYS.some((k) => JSON.stringify(next.config.mqtt[k]) !== JSON.stringify(this.gw.config.mqtt[k]));
+    if (hardware(next.config) === hardware(this.gw.config) && !mqttChanged) {
       this.gw.loaded = { ...next, fileHash: this.gw.loaded.fileHash };
       this.gw.config = next.config;
       this.gw.engine.configure({ rules: next.config.rules, outputs: next.config.outputs, inputs: engineInputs(next.config), sources: this.gw.rt.sources, timezone: next.timezone }, this.gw.clock.mono());
@@ -223,7 +223,6 @@ export class ConfigApplier {
       await rollBack();
       return { ...refuse(issues), rolledBack: true };
     }
-    const mqttChanged = this.gw.uplink && CONNECTION_KEYS.some((k) => JSON.stringify(next.config.mqtt[k]) !== JSON.stringify(this.gw.config.mqtt[k]));
     if (mqttChanged) {
       const problem = await this.trySwitchUplink(next.config);
       if (problem) {

@@ -323,7 +323,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
     const { seqs, eviction } = this.storage.appendEvents(bodies);
     events.forEach((e, i) => {
       this.counters.events++;
-      const lvl = e.type === 'output_fault' || e.type === 'sprinkler_blocked' || e.type === 'buffer_overflow' || e.type === 'remote_refused' ? 'warn' : 'info';
+      const lvl = e.type === 'output_fault' || e.type === 'sprinkler_blocked' || e.type === 'buffer_overflow' || e.type === 'remote_refused' || e.type === 'storage_error' || e.type === 'output_unmapped' ? 'warn' : 'info';
       this.logger[lvl]({ event: e.type, seq: seqs[i], data: { ...e, ts: undefined, type: undefined } }, `event ${e.type}`);
       this.emit('event', { ...e, seq: seqs[i] } satisfies GatewayEvent);
     });

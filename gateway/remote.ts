@@ -225,8 +225,7 @@ export class RemoteHandler {
     const command = route.kind === 'config' ? 'config' : route.name;
     const r = this.gw.config.remote;
     const message = code === 'rate_limited' ? `more than ${r.maxPerS} remote messages a second (remote.maxPerS): send it again later` : `${r.maxQueue} remote messages are waiting (remote.maxQueue): send it again later`;
-    if (route.kind === 'config') this.reply('config/result', JSON.stringify({ requestId: requestId ?? null, ok: false, version: this.gw.version, errors: [{ path: '', message: `${code}: ${message}` }] }));
-    else this.reply('cmd/result', JSON.stringify({ requestId: requestId ?? null, command, ok: false, error: { code, message } }));
+    this.answerRefusal(route.kind === 'config' ? 'config/result' : 'cmd/result', command, requestId, { code, message });
     const f = this.flood;
     f.count++;
     f.codes.add(code);
@@ -313,6 +312,11 @@ export class RemoteHandler {
   private refused(topic: string, command: string, requestId: string | undefined, error: RemoteRefusal, resultTopic: 'config/result' | 'cmd/result'): void {
     this.gw.logger.warn({ topic, command, requestId, code: error.code }, `remote ${command} refused: ${error.message}`);
     this.gw.record([{ type: 'remote_refused', ts: this.gw.now(), requestId: requestId ?? null, topic, command, code: error.code, reason: error.message }]);
+    this.answerRefusal(resultTopic, command, requestId, error);
+  }
+
+  /** A refusal on the result topic: config results carry it as an error with an empty path. */
+  private answerRefusal(resultTopic: 'config/result' | 'cmd/result', command: string, requestId: string | undefined, error: RemoteRefusal): void {
     if (resultTopic === 'config/result') this.reply(resultTopic, JSON.stringify({ requestId: requestId ?? null, ok: false, version: this.gw.version, errors: [{ path: '', message: `${error.code}: ${error.message}` }] }));
     else this.reply(resultTopic, JSON.stringify({ requestId: requestId ?? null, command, ok: false, error }));
   }

@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from './log.js';
-import { storageErrorCode, type Eviction, type RecordKind, type StorageErrorCode, type Store } from './store.js';
+import { addEviction, storageErrorCode, type Eviction, type RecordKind, type StorageErrorCode, type Store } from './store.js';
 
 export interface StorageStatus {
   state: 'ok' | 'failing';
@@ -155,7 +155,7 @@ export class StorageGuard extends EventEmitter {
           try {
             const res = this.store.append(kind, bodies);
             this.recovered();
-            return { seqs: res.seqs, eviction: sum(room, res.eviction) };
+            return { seqs: res.seqs, eviction: res.eviction ? addEviction(room, res.eviction) : room };
           } catch (e2) {
             if (!storageErrorCode(e2)) throw e2;
             this.fail(e2);
@@ -250,8 +250,4 @@ export function hint(code: StorageErrorCode): string {
     default:
       return 'check the disk of storage.path';
   }
-}
-
-function sum(a: Eviction, b?: Eviction): Eviction {
-  return b ? { telemetry: a.telemetry + b.telemetry, events: a.events + b.events, bytes: a.bytes + b.bytes } : a;
 }

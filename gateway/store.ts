@@ -243,8 +243,7 @@ export class Store {
   private evictPages(target: number): Eviction {
     let total: Eviction | undefined;
     for (let i = 0; i < 10_000 && this.usedBytes() > target; i++) {
-      let n = 0;
-      const ev = this.evictWhile(() => n++ < 128, ['t']);
+      const ev = this.evictWhile((e) => e.telemetry < 128, ['t']);
       total = addEviction(total, ev);
       if (!ev.telemetry) break;
     }
@@ -256,27 +255,28 @@ export class Store {
    * Returns the eviction, or undefined when nothing could be dropped.
    */
   makeRoom(records = 256): Eviction | undefined {
-    let n = 0;
-    const ev = this.evictWhile(() => n++ < records, ['t']);
+    const ev = this.evictWhile((e) => e.telemetry < records, ['t']);
     return ev.telemetry ? ev : undefined;
   }
 
-  private evictWhile(more: () => boolean, kinds: ('t' | 'e')[]): Eviction {
+  /** Delete the oldest records of `kinds` (in that order) while `more(evicted so far)` says so; counted and kept in meta. */
+  private evictWhile(more: (ev: Eviction) => boolean, kinds: ('t' | 'e')[]): Eviction {
     const ev: Eviction = { telemetry: 0, events: 0, bytes: 0 };
     this.db.transaction(() => {
       for (const kind of kinds) {
-        while (more()) {
+        for (;;) {
           const rows = this.stmts.oldestOf.all(kind, 256) as { seq: number; len: number }[];
-          if (!rows.length) break;
-          let i = 0;
+          let n = 0;
           for (const r of rows) {
-            if (i++ && !more()) break;
+            if (!more(ev)) break;
             this.stmts.delSeq!.run(r.seq);
             this.bytes -= r.len + ROW_OVERHEAD;
             ev.bytes += r.len + ROW_OVERHEAD;
             if (kind === 't') ev.telemetry++;
             else ev.events++;
+            n++;
           }
+          if (n < 256) break; // this kind is used up, or enough went
         }
       }
       this.evicted.telemetry += ev.telemetry;
@@ -356,7 +356,6 @@ export class Store {
       // a full disk can refuse even a delete (the WAL must grow): keep the acks and try again later
       if (!storageErrorCode(e)) throw e;
       this.pendingAcks = acks.concat(this.pendingAcks);
-      this.ackError = e as Error;
       if (!this.ackRetry) this.ackRetry = setTimeout(() => {
         this.ackRetry = undefined;
         this.flushAcks();
@@ -364,11 +363,8 @@ export class Store {
       this.ackRetry.unref?.();
       return;
     }
-    this.ackError = undefined;
   }
   private ackRetry: NodeJS.Timeout | undefined;
-  /** The last error deleting acknowledged records (cleared when a delete works again). */
-  ackError: Error | undefined;
 
   private recount(): void {
     const t = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(length(body)), 0) AS b FROM records').get() as { n: number; b: number };
@@ -492,7 +488,7 @@ export class Store {
   }
 }
 
-function addEviction(a: Eviction | undefined, b: Eviction): Eviction {
+export function addEviction(a: Eviction | undefined, b: Eviction): Eviction {
   if (!a) return b;
   return { telemetry: a.telemetry + b.telemetry, events: a.events + b.events, bytes: a.bytes + b.bytes };
 }

@@ -9,9 +9,7 @@ import { pino } from 'pino';
 import { resolveConfig } from '../gateway/config/load.js';
 import { Gateway } from '../gateway/gateway.js';
 import { Store } from '../gateway/store.js';
-import { loadScenario } from '../simulator/scenario.js';
-import { Simulator } from '../simulator/simulator.js';
-import { ROOT, Subscriber, checkNoLoss, siteConfig, spawnGateway, startMosquitto, tempDir, type ChildGateway, type Mosquitto } from './helpers/gateway-rig.js';
+import { ROOT, Subscriber, checkNoLoss, siteConfig, spawnGateway, startMosquitto, tempDir, type ChildGateway, type Mosquitto, simOverTcp as simOnTcp } from './helpers/gateway-rig.js';
 import { freePort, runCommand, waitFor } from './helpers/system.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -20,13 +18,7 @@ afterEach(async () => {
   cleanups.length = 0;
 });
 
-async function simOverTcp(scenario = 'demo'): Promise<{ sim: Simulator; port: number }> {
-  const sim = new Simulator(loadScenario(path.join(ROOT, 'seeds/scenarios', `${scenario}.yaml`)), { wireTime: false });
-  const port = await freePort();
-  await sim.serveTcp('127.0.0.1', port);
-  cleanups.push(() => sim.stop());
-  return { sim, port };
-}
+const simOverTcp = (scenario = 'demo') => simOnTcp(scenario, (stop) => cleanups.push(stop));
 
 function writeConfig(dir: string, cfg: unknown): string {
   const file = path.join(dir, 'site.json');

@@ -13,9 +13,7 @@ import { resolveConfig } from '../gateway/config/load.js';
 import { Gateway } from '../gateway/gateway.js';
 import { runDoctor } from '../gateway/doctor.js';
 import { Store } from '../gateway/store.js';
-import { loadScenario } from '../simulator/scenario.js';
-import { Simulator } from '../simulator/simulator.js';
-import { ROOT, Subscriber, siteConfig, sleep, tempDir } from './helpers/gateway-rig.js';
+import { ROOT, Subscriber, siteConfig, sleep, tempDir, simOverTcp as simOnTcp } from './helpers/gateway-rig.js';
 import { mountSmallFs } from './helpers/small-fs.js';
 import { freePort, runCommand, waitFor } from './helpers/system.js';
 
@@ -25,13 +23,7 @@ afterEach(async () => {
   cleanups.length = 0;
 });
 
-async function simOverTcp(): Promise<{ sim: Simulator; port: number }> {
-  const sim = new Simulator(loadScenario(path.join(ROOT, 'seeds/scenarios/demo.yaml')), { wireTime: false });
-  const port = await freePort();
-  await sim.serveTcp('127.0.0.1', port);
-  cleanups.push(() => sim.stop());
-  return { sim, port };
-}
+const simOverTcp = (scenario = 'demo') => simOnTcp(scenario, (stop) => cleanups.push(stop));
 
 type Ev = { type: string; seq?: number; [k: string]: unknown };
 

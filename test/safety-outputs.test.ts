@@ -8,9 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadScenario } from '../simulator/scenario.js';
-import { Simulator } from '../simulator/simulator.js';
-import { JUNE_10AM, ROOT, siteConfig, sleep, startInProcess, tempDir, type InProcessRig } from './helpers/gateway-rig.js';
+import { JUNE_10AM, ROOT, simOverTcp, siteConfig, sleep, startInProcess, tempDir, type InProcessRig } from './helpers/gateway-rig.js';
 import { freePort, waitFor } from './helpers/system.js';
 
 let rig: InProcessRig | undefined;
@@ -117,9 +115,8 @@ describe('every relay channel, mapped or not', () => {
 
 describe('an error nothing caught', () => {
   it('dustgate run: every relay channel off and read back, then exit 70', async () => {
-    const sim = new Simulator(loadScenario(path.join(ROOT, 'seeds/scenarios/demo.yaml')), { wireTime: false });
-    const port = await freePort();
-    await sim.serveTcp('127.0.0.1', port);
+    const stops: (() => Promise<void>)[] = [];
+    const { sim, port } = await simOverTcp('demo', (stop) => stops.push(stop));
     sim.setValues('head', { temperature: 15 });
     sim.setValues('relays', { ch8: 1 });
     try {
@@ -139,7 +136,7 @@ describe('an error nothing caught', () => {
       expect(relays.coilLog.filter((c) => c.channel === 1).map((c) => c.on)).toEqual([true, false]);
       for (let ch = 1; ch <= 8; ch++) expect(relays.overrides[`ch${ch}`] ?? 0, `ch${ch}`).toBe(0);
     } finally {
-      await sim.stop();
+      for (const stop of stops) await stop();
     }
   });
 });

@@ -285,6 +285,15 @@ export async function startInProcess(
   };
 }
 
+/** A scenario's simulator serving Modbus TCP on a free loopback port; `onStop` gets its stop. */
+export async function simOverTcp(scenario: string, onStop: (stop: () => Promise<void>) => void): Promise<{ sim: Simulator; port: number }> {
+  const sim = new Simulator(loadScenario(path.join(ROOT, 'seeds/scenarios', `${scenario}.yaml`)), { wireTime: false });
+  const port = await freePort();
+  await sim.serveTcp('127.0.0.1', port);
+  onStop(() => sim.stop());
+  return { sim, port };
+}
+
 // ------------------------------------------------------------------ mosquitto and child gateways
 
 export interface Mosquitto {
