@@ -1,10 +1,11 @@
 /**
  * Minute, hour and day aggregates per device and metric (mean, min, max, count, flag), in local
- * time. Validity (GB 3095): a minute needs one usable sample (N or T); an hour ≥ 45 valid minutes;
- * a day ≥ 20 valid hours. An invalid aggregate keeps its numbers but its flag says why (the most
+ * time. Validity is the metric's (the catalog, gateway/metrics.ts; GB 3095 for all built-in ones): a
+ * minute needs one usable sample (N or T); an hour ≥ 45 valid minutes; a day ≥ 20 valid hours. An invalid aggregate keeps its numbers but its flag says why (the most
  * frequent flag among its parts that is not N or T, else B for missing data).
  * Pure: readings and time in, closed aggregates out.
  */
+import { GB3095, metricDef, metricNames } from './metrics.js';
 import type { Flag, Reading } from './reading.js';
 
 export type Period = 'minute' | 'hour' | 'day';
@@ -24,9 +25,8 @@ export interface Aggregate {
   valid: boolean;
 }
 
-export const AGG_METRICS = ['pm25', 'pm10', 'tsp', 'pm1', 'temperature', 'humidity', 'pressure', 'windSpeed', 'windDirection', 'noise'];
-export const HOUR_MIN_VALID = 45;
-export const DAY_MIN_VALID = 20;
+export const HOUR_MIN_VALID = GB3095.hour;
+export const DAY_MIN_VALID = GB3095.day;
 
 interface Bucket {
   start: number;
@@ -88,7 +88,8 @@ export class Aggregator {
 
   constructor(
     private readonly timeZone: string,
-    private readonly metrics: string[] = AGG_METRICS,
+    /** default: every metric of the catalog */
+    private readonly metrics?: string[],
     /** How long after its end a period waits for late samples before it closes. */
     private readonly graceMs = 2000,
   ) {}
@@ -97,7 +98,7 @@ export class Aggregator {
   add(r: Reading): Aggregate[] {
     const out: Aggregate[] = [];
     const { start, end } = periodBounds('minute', r.ts, this.timeZone);
-    for (const metric of this.metrics) {
+    for (const metric of this.metrics ?? metricNames()) {
       const flag = r.flags[metric];
       if (flag === undefined) continue;
       const key = `${r.device}\u0000${metric}\u0000minute`;
@@ -141,7 +142,7 @@ export class Aggregator {
 
   private close(device: string, metric: string, period: Period, b: Bucket): Aggregate[] {
     this.open.delete(`${device}\u0000${metric}\u0000${period}`);
-    const need = period === 'minute' ? 1 : period === 'hour' ? HOUR_MIN_VALID : DAY_MIN_VALID;
+    const need = (metricDef(metric)?.validity ?? GB3095)[period];
     const valid = b.n >= need;
     const agg: Aggregate = {
       period,

@@ -1,3 +1,5 @@
+import { metricUnits } from './metrics.js';
+
 /** The installer's status page: one HTML file, polling /api/state; uPlot draws the last hour. */
 export function statusPage(gatewayId: string): string {
   const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
@@ -36,7 +38,7 @@ export function statusPage(gatewayId: string): string {
 <script>
 const token = new URLSearchParams(location.search).get('token');
 const q = (p) => p + (token ? (p.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token) : '');
-const units = {pm25:'µg/m³',pm10:'µg/m³',tsp:'µg/m³',temperature:'°C',humidity:'%RH',pressure:'kPa',windSpeed:'m/s',windDirection:'°',noise:'dB(A)'};
+const units = ${JSON.stringify(metricUnits()).replace(/</g, '\\u003c')};
 let plot;
 function tile(id, text, cls, why){const t=document.getElementById(id);t.className='tile '+(cls||'');t.querySelector('b').textContent=text;const w=t.querySelector('.why');if(w)w.textContent=why||'';}
 function rows(id, head, list){document.getElementById(id).innerHTML='<tr>'+head.map(h=>'<th>'+h+'</th>').join('')+'</tr>'+list.map(r=>'<tr>'+r.map(c=>'<td>'+c+'</td>').join('')+'</tr>').join('');}

@@ -1,5 +1,6 @@
 /** Readings with per-metric flags (HJ 212: N normal, D device fault, B communication, T over range, M maintenance, C calibration). */
 import type { Values } from '../drivers/devices/types.js';
+import { defaultRanges, physicalRanges } from './metrics.js';
 
 export type Flag = 'N' | 'D' | 'B' | 'T' | 'M' | 'C';
 
@@ -11,37 +12,12 @@ export interface Reading {
   flags: Record<string, Flag>;
 }
 
-/** What a sensor can physically report: outside it the value is a device fault (D). */
-const PHYSICAL: Record<string, [number, number]> = {
-  pm25: [0, 20_000],
-  pm10: [0, 20_000],
-  tsp: [0, 100_000],
-  pm1: [0, 20_000],
-  temperature: [-60, 100],
-  humidity: [0, 100],
-  pressure: [0, 200],
-  windSpeed: [0, 100],
-  windDirection: [0, 360],
-  noise: [0, 200],
-};
 
-/** The usual measurement range of site sensors: outside it the value is over range (T). A device's `ranges` overrides it. */
-export const DEFAULT_RANGES: Record<string, [number, number]> = {
-  pm25: [0, 1000],
-  pm10: [0, 1000],
-  tsp: [0, 20_000],
-  pm1: [0, 1000],
-  temperature: [-40, 80],
-  humidity: [0, 100],
-  pressure: [30, 120],
-  windSpeed: [0, 60],
-  windDirection: [0, 360],
-  noise: [30, 130],
-};
-
-/** Flag every value: D when impossible (or not a number), T outside the range, N otherwise. */
+/** Flag every value (limits from the metric catalog, gateway/metrics.ts): D when impossible (or not a number), T outside the range, N otherwise. */
 export function flagValues(values: Values, ranges: Record<string, [number, number]> = {}): Record<string, Flag> {
   const flags: Record<string, Flag> = {};
+  const PHYSICAL = physicalRanges();
+  const DEFAULT_RANGES = defaultRanges();
   for (const [k, v] of Object.entries(values)) {
     const phys = PHYSICAL[k];
     const range = ranges[k] ?? DEFAULT_RANGES[k];

@@ -8,7 +8,8 @@ import { FirmataBus, FirmataDevice, type FirmataIoFactory } from '../drivers/fir
 import type { DriverError } from '../drivers/errors.js';
 import type { BindingInterface } from '../drivers/transports/link.js';
 import { channelsOf, definitionOf, metricsOf } from './config/load.js';
-import { METRICS, type Config, type Metric } from './config/schema.js';
+import type { Config, Metric } from './config/schema.js';
+import { metricNames } from './metrics.js';
 import type { Logger } from './log.js';
 import { OutputManager, type OutputFault } from './outputs.js';
 import { Poller, type RawReading } from './poller.js';
@@ -16,7 +17,7 @@ import { Poller, type RawReading } from './poller.js';
 /** The device each rule metric is taken from: `sources`, else the first device that measures it. */
 export function resolveSources(c: Config): Partial<Record<Metric, string>> {
   const out: Partial<Record<Metric, string>> = { ...c.sources };
-  for (const m of METRICS) {
+  for (const m of metricNames() as Metric[]) {
     if (out[m]) continue;
     const d = c.devices.find((dev) => metricsOf(definitionOf(dev)).includes(m));
     if (d) out[m] = d.id;

@@ -1,5 +1,5 @@
 /** `generic-modbus`: a device whose register map is written in the site config. */
-import { METRIC_UNITS, coils, discreteInputs } from './helpers.js';
+import { unitOf, coils, discreteInputs } from './helpers.js';
 import type { ModbusDeviceDefinition, RegisterType, WordOrder } from './types.js';
 
 export interface GenericRegisterConfig {
@@ -32,7 +32,7 @@ export function genericModbus(cfg: GenericModbusConfig): ModbusDeviceDefinition 
       type: r.type ?? 'u16',
       wordOrder: r.wordOrder ?? 'be',
       scale: r.scale ?? 1,
-      unit: r.unit ?? METRIC_UNITS[r.metric] ?? '',
+      unit: r.unit ?? unitOf(r.metric),
     })),
     ...(cfg.coils ? { coils: coils(cfg.coils) } : {}),
     ...(cfg.discreteInputs ? { discreteInputs: discreteInputs(cfg.discreteInputs) } : {}),

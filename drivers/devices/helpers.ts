@@ -1,4 +1,5 @@
 /** Small builders for register maps, so a definition reads like the datasheet's table. */
+import { metricUnits } from '../../gateway/metrics.js';
 import type { ChannelBank, RegisterSpec, RegisterType, WordOrder } from './types.js';
 
 interface Opts {
@@ -8,18 +9,8 @@ interface Opts {
   unit?: string;
 }
 
-export const METRIC_UNITS: Record<string, string> = {
-  pm25: 'µg/m³',
-  pm10: 'µg/m³',
-  tsp: 'µg/m³',
-  pm1: 'µg/m³',
-  temperature: '°C',
-  humidity: '%RH',
-  pressure: 'kPa',
-  windSpeed: 'm/s',
-  windDirection: '°',
-  noise: 'dB(A)',
-};
+/** Units come from the metric catalog. */
+export const unitOf = (metric: string): string => metricUnits()[metric] ?? '';
 
 /** A register whose raw value times `scale` is the metric. */
 export function scaled(metric: string, address: number, scale: number, o: Opts = {}): RegisterSpec {
@@ -30,7 +21,7 @@ export function scaled(metric: string, address: number, scale: number, o: Opts =
     fn: o.fn ?? 3,
     type: o.type ?? 'u16',
     wordOrder: o.wordOrder ?? 'be',
-    unit: o.unit ?? METRIC_UNITS[metric] ?? '',
+    unit: o.unit ?? unitOf(metric),
   };
 }
 

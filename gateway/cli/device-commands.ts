@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Bus, type BusConfig } from '../../drivers/bus.js';
 import { DeviceClient } from '../../drivers/device.js';
 import { DRIVER_NAMES, getDefinition } from '../../drivers/devices/index.js';
-import { METRIC_UNITS } from '../../drivers/devices/helpers.js';
+import { unitOf as catalogUnit } from '../../drivers/devices/helpers.js';
 import { DriverError } from '../../drivers/errors.js';
 import { UsageError, action } from './errors.js';
 import { parseHostPort, parseIntIn } from './parse.js';
@@ -60,7 +60,7 @@ function unitOf(driver: string, metric: string): string {
   const def = getDefinition(driver);
   if (def.kind === 'modbus') return def.registers.find((r) => r.metric === metric)?.unit ?? '';
   if (def.kind === 'firmata') return '';
-  return def.metrics.find((m) => m.metric === metric)?.unit ?? METRIC_UNITS[metric] ?? '';
+  return def.metrics.find((m) => m.metric === metric)?.unit || catalogUnit(metric);
 }
 
 export function registerDeviceCommands(program: Command): void {

@@ -4,12 +4,13 @@
  */
 import { z } from 'zod';
 import { DRIVER_NAMES } from '../../drivers/devices/index.js';
-import { METRICS } from '../metrics.js';
+import { isMetric, metricNames } from '../metrics.js';
 import { ALERT_LEVELS, RulesSchema } from '../rules/schema.js';
 import { numIn, oneOf, show, str } from '../zod-fields.js';
 
 // where they are defined now (config/ depends on rules/, never the other way round)
 export { METRICS, type Metric } from '../metrics.js';
+import type { Metric } from '../metrics.js';
 export { ALERT_LEVELS, AlertProfileSchema, RulesSchema, deepPartial, type AlarmLevels, type AlertLevel, type Rules } from '../rules/schema.js';
 export { numIn } from '../zod-fields.js';
 
@@ -114,7 +115,13 @@ export const ConfigSchema = z.strictObject({
   devices: z.array(DeviceSchema).max(512, 'expected at most 512 devices').default([]),
   outputs: z.record(id, OutputSchema).refine((o) => Object.keys(o).length <= 256, 'expected at most 256 outputs').default({}),
   inputs: z.record(id, InputSchema).refine((o) => Object.keys(o).length <= 256, 'expected at most 256 inputs').default({}),
-  sources: z.partialRecord(oneOf(METRICS), str('a device id')).default({}),
+  /** keys: metrics of the catalog (gateway/metrics.ts), checked when a config is parsed, so a metric added at start-up is known */
+  sources: z
+    .record(z.string(), str('a device id'))
+    .superRefine((o, ctx) => {
+      for (const k of Object.keys(o)) if (!isMetric(k)) ctx.addIssue({ code: 'custom', path: [k], message: `expected one of ${metricNames().join(' | ')}, got ${show(k)}` });
+    })
+    .default({}) as unknown as z.ZodDefault<z.ZodType<Partial<Record<Metric, string>>>>,
   rules: RulesSchema,
   storage: z
     .strictObject({ path: z.string().default('./data/buffer.db'), maxMB: numIn(0.01, 1_000_000, false).default(512), durability: oneOf(['normal', 'full']).default('normal') })

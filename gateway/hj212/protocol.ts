@@ -1,19 +1,8 @@
 /** HJ 212 pieces shared by the gateway's uplink and the platform stand-in: codes, builders. */
+import { roundFor } from '../metrics.js';
 import { buildPackets, encodePacket, type CpGroup, type Hj212Packet } from './codec.js';
 
-/** Pollutant and parameter codes (SPEC §9). */
-export const HJ_CODES: Record<string, string> = {
-  tsp: 'a34001',
-  pm10: 'a34002',
-  pm25: 'a34004',
-  temperature: 'a01001',
-  humidity: 'a01002',
-  pressure: 'a01006',
-  windSpeed: 'a01007',
-  windDirection: 'a01008',
-  noise: 'LA',
-};
-export const METRIC_OF_CODE: Record<string, string> = Object.fromEntries(Object.entries(HJ_CODES).map(([m, c]) => [c, m]));
+// Pollutant and parameter codes (SPEC §9) are in the metric catalog: hj212Codes(), metricOfCode().
 
 export const CN = {
   rtd: '2011',
@@ -35,8 +24,8 @@ export const CN = {
 export const PERIOD_CN = { minute: CN.minute, hour: CN.hour, day: CN.day } as const;
 
 /** Numbers as HJ 212 likes them: no exponent, at most 3 decimals. */
-export function hjNumber(v: number): string {
-  return String(Math.round(v * 1000) / 1000);
+export function hjNumber(v: number, metric?: string): string {
+  return String(metric ? roundFor(metric, v) : Math.round(v * 1000) / 1000);
 }
 
 /** A reply from the platform side or the gateway side (9011, 9012, 9014 …). */

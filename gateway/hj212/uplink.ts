@@ -18,7 +18,8 @@ import type { Logger } from '../log.js';
 import type { Flag } from '../reading.js';
 import type { Store } from '../store.js';
 import { Hj212Error, buildPackets, cpValue, decodePacket, field, hjTime, splitStream, type CpGroup, type Hj212Packet } from './codec.js';
-import { CN, HJ_CODES, PERIOD_CN, hjNumber, reply } from './protocol.js';
+import { hj212Codes } from '../metrics.js';
+import { CN, PERIOD_CN, hjNumber, reply } from './protocol.js';
 
 export interface Hj212UplinkOptions {
   cfg: Config['hj212'];
@@ -138,11 +139,11 @@ export class Hj212Uplink extends EventEmitter {
     if (!this.connected || !this.rtdOn || now < this.nextRtd) return;
     const latest = this.o.latest();
     const groups: CpGroup[] = [[['DataTime', hjTime(now, this.o.timeZone)]]];
-    for (const [metric, code] of Object.entries(HJ_CODES)) {
+    for (const [metric, code] of Object.entries(hj212Codes())) {
       const x = latest[metric];
       if (!x) continue;
       groups.push([
-        [`${code}-Rtd`, hjNumber(x.v)],
+        [`${code}-Rtd`, hjNumber(x.v, metric)],
         [`${code}-Flag`, x.flag],
       ]);
     }
@@ -159,7 +160,7 @@ export class Hj212Uplink extends EventEmitter {
     const ins = this.o.store.db.prepare('INSERT OR IGNORE INTO hj212_uploads (cn, start) VALUES (?, ?)');
     let any = false;
     for (const a of list) {
-      if (!Object.values(this.o.sources).includes(a.device) || !HJ_CODES[a.metric]) continue;
+      if (!Object.values(this.o.sources).includes(a.device) || !hj212Codes()[a.metric]) continue;
       if (a.period === 'minute') {
         // 2051 covers minIntervalMin minutes: queue it when the last minute of the interval closes
         const minuteOfDay = Math.round((a.start - periodBounds('day', a.start, this.o.timeZone).start) / 60_000);
@@ -177,7 +178,7 @@ export class Hj212Uplink extends EventEmitter {
     const end = period === 'minute' ? start + spanMin * 60_000 - 1 : start;
     const rows = this.o.store.aggregates(period, startIso, new Date(end).toISOString());
     const groups: CpGroup[] = [[['DataTime', hjTime(start, this.o.timeZone)]]];
-    for (const [metric, code] of Object.entries(HJ_CODES)) {
+    for (const [metric, code] of Object.entries(hj212Codes())) {
       const dev = this.o.sources[metric as Metric];
       const mine = rows.filter((r) => r.device === dev && r.metric === metric);
       if (!mine.length) continue;
@@ -185,9 +186,9 @@ export class Hj212Uplink extends EventEmitter {
       const flag = mine.every((r) => r.flag === 'N' || r.flag === 'T') ? (mine.some((r) => r.flag === 'T') ? 'T' : 'N') : (mine.find((r) => r.flag !== 'N' && r.flag !== 'T')!.flag as Flag);
       const g: [string, string][] = [];
       if (valid.length) {
-        g.push([`${code}-Avg`, hjNumber(valid.reduce((s, r) => s + r.mean!, 0) / valid.length)]);
-        g.push([`${code}-Min`, hjNumber(Math.min(...valid.map((r) => r.min!)))]);
-        g.push([`${code}-Max`, hjNumber(Math.max(...valid.map((r) => r.max!)))]);
+        g.push([`${code}-Avg`, hjNumber(valid.reduce((s, r) => s + r.mean!, 0) / valid.length, metric)]);
+        g.push([`${code}-Min`, hjNumber(Math.min(...valid.map((r) => r.min!)), metric)]);
+        g.push([`${code}-Max`, hjNumber(Math.max(...valid.map((r) => r.max!)), metric)]);
       }
       g.push([`${code}-Flag`, flag]);
       groups.push(g);

@@ -3,7 +3,7 @@
  * every call takes `now`, so a fake clock drives it through any scenario. The outputs it holds are
  * the states the rules *want*; the output manager (outputs.ts) makes the relays follow and reads them back.
  */
-import type { Metric } from '../metrics.js';
+import { ruleInputs, type Metric } from '../metrics.js';
 import { usable, type Reading } from '../reading.js';
 import type { AlertLevel, Rules } from './schema.js';
 import {
@@ -79,7 +79,6 @@ interface OutputState {
 }
 
 type AlarmMetric = 'pm10' | 'pm25' | 'tsp' | 'noise';
-const RULE_METRICS: Metric[] = ['temperature', 'windSpeed', 'pm10', 'pm25', 'tsp', 'noise'];
 const DEFAULT_PULSE_MS = 500;
 
 export class RulesEngine {
@@ -154,7 +153,7 @@ export class RulesEngine {
 
   /** Take a reading (`at`: its monotonic time; default its ts): source metrics feed the means, input channels the debouncers. */
   ingest(r: Reading, at: number = r.ts): void {
-    for (const m of RULE_METRICS) {
+    for (const m of ruleInputs() as Metric[]) {
       if (this.sourceOf(m) !== r.device) continue;
       const v = r.values[m];
       if (v === undefined || !usable(r.flags[m])) continue;

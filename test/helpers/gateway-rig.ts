@@ -142,6 +142,8 @@ export function siteConfig(o: {
   rules?: Record<string, unknown>;
   pollMs?: number;
   extra?: Record<string, unknown>;
+  /** devices after the standard ones */
+  moreDevices?: Record<string, unknown>[];
   id?: string;
   io?: IoKind;
   /** firmata: the board's serial path */
@@ -160,7 +162,7 @@ export function siteConfig(o: {
   return {
     gateway: { id: o.id ?? 'test-site-0001', site: { name: 'test', kind: 'construction', city: 'zhengzhou' } },
     buses: [{ id: 'main', timeoutMs: 300, ...o.bus }, ...(io === 'firmata' ? [{ id: 'io', type: 'firmata', path: o.boardPath }] : [])],
-    devices: [{ id: 'head', bus: 'main', unit: 1, driver: 'cwt-weather-station', pollMs: poll }, ...ioDevices],
+    devices: [{ id: 'head', bus: 'main', unit: 1, driver: 'cwt-weather-station', pollMs: poll }, ...ioDevices, ...(o.moreDevices ?? [])],
     outputs: {
       sprinkler: { device: L.outDevice, channel: L.sprinkler, kind: 'road' },
       sweepStopSignal: { device: L.outDevice, channel: L.sweepStopSignal },
@@ -223,6 +225,9 @@ export async function startInProcess(
     pollMs?: number;
     startMs?: number;
     extra?: Record<string, unknown>;
+    moreDevices?: Record<string, unknown>[];
+    /** simulated devices added to the scenario's */
+    moreSimDevices?: Record<string, unknown>[];
     beforeStart?: (sim: Simulator) => void | Promise<void>;
     io?: IoKind;
     /** firmata: serve the board speaking StandardFirmata on a real pty, opened as a real Arduino is (firmata.js, native serialport) */
@@ -234,7 +239,9 @@ export async function startInProcess(
   // scenario at 60×, and thin the samples its means are taken over), then runs
   const now = scaledClock(o.factor, o.startMs, { held: true });
   const file = path.join(ROOT, 'seeds/scenarios', `${scenario}.yaml`);
-  const sc = io === 'firmata' ? parseScenario(withBoard(parseYaml(readFileSync(file, 'utf8'))), file) : loadScenario(file);
+  const raw = parseYaml(readFileSync(file, 'utf8')) as { devices: { id: string; values?: Record<string, unknown> }[] };
+  raw.devices.push(...((o.moreSimDevices ?? []) as { id: string }[]));
+  const sc = parseScenario(io === 'firmata' ? withBoard(raw) : raw, file);
   const sim = new Simulator(sc, { nowMs: now, wireTime: false });
   const portPath = uniquePath('gw');
   sim.serveMock(portPath, 'main');
@@ -247,7 +254,7 @@ export async function startInProcess(
   const url = `mqtt://127.0.0.1:${broker.port}`;
   const sub = await Subscriber.connect(url);
   const dir = tempDir(scenario);
-  const loaded = resolveConfig(siteConfig({ bus: { type: 'rtu', path: portPath, baudRate: 9600, timeoutMs: 1000 }, mqttUrl: url, dir, rules: o.rules, pollMs: o.pollMs, extra: o.extra, io, boardPath }));
+  const loaded = resolveConfig(siteConfig({ bus: { type: 'rtu', path: portPath, baudRate: 9600, timeoutMs: 1000 }, mqttUrl: url, dir, rules: o.rules, pollMs: o.pollMs, extra: o.extra, moreDevices: o.moreDevices, io, boardPath }));
   await o.beforeStart?.(sim);
   // the gateway's system clock can be stepped; its monotonic clock is the scenario's own
   let offset = 0;

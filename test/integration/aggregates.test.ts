@@ -1,0 +1,132 @@
+/** Minute, hour and day aggregates with their validity rules, on local (Beijing) time. */
+import { describe, expect, it } from 'vitest';
+import { Aggregator, periodBounds, type Aggregate } from '../../gateway/aggregates.js';
+import type { Reading } from '../../gateway/reading.js';
+
+const TZ = 'Asia/Shanghai';
+const cst = (iso: string) => Date.parse(`${iso}+08:00`);
+const ok = (ts: number, pm10: number): Reading => ({ device: 'head', ts, values: { pm10 }, flags: { pm10: 'N' } });
+const lost = (ts: number): Reading => ({ device: 'head', ts, values: {}, flags: { pm10: 'B' } });
+
+function feed(a: Aggregator, readings: Reading[], until: number): Aggregate[] {
+  const out: Aggregate[] = [];
+  for (const r of readings) out.push(...a.add(r));
+  out.push(...a.tick(until));
+  return out;
+}
+
+describe('aggregates', () => {
+  it('a minute: mean, min, max, count of its usable samples', () => {
+    const t0 = cst('2026-06-01T10:00:00');
+    const a = new Aggregator(TZ, ['pm10']);
+    const out = feed(a, [ok(t0, 80), ok(t0 + 20_000, 100), lost(t0 + 30_000), ok(t0 + 40_000, 90)], t0 + 63_000);
+    const m = out.filter((x) => x.period === 'minute');
+    expect(m).toEqual([{ period: 'minute', start: t0, device: 'head', metric: 'pm10', mean: 90, min: 80, max: 100, count: 3, flag: 'N', valid: true }]);
+  });
+
+  it.each([
+    [44, false, 'B'],
+    [45, true, 'N'],
+  ] as const)('an hour with %d valid minutes is valid: %s (flag %s)', (validMinutes, valid, flag) => {
+    const h0 = cst('2026-06-01T10:00:00');
+    const a = new Aggregator(TZ, ['pm10']);
+    const rs: Reading[] = [];
+    for (let m = 0; m < 60; m++) rs.push(m < validMinutes ? ok(h0 + m * 60_000 + 5000, 100 + m) : lost(h0 + m * 60_000 + 5000));
+    const hour = feed(a, rs, h0 + 3600_000 + 3000).find((x) => x.period === 'hour')!;
+    expect(hour).toMatchObject({ start: h0, count: validMinutes, valid, flag });
+    expect(hour.min).toBe(100);
+    expect(hour.max).toBe(100 + validMinutes - 1);
+    expect(hour.mean).toBeCloseTo(100 + (validMinutes - 1) / 2);
+  });
+
+  it.each([
+    [19, false],
+    [20, true],
+  ] as const)('a day with %d valid hours is valid: %s', (validHours, valid) => {
+    const d0 = cst('2026-06-01T00:00:00');
+    const a = new Aggregator(TZ, ['pm10']);
+    const out: Aggregate[] = [];
+    for (let h = 0; h < 24; h++)
+      for (let m = 0; m < 60; m++) {
+        const ts = d0 + h * 3600_000 + m * 60_000 + 1000;
+        out.push(...a.add(h < validHours || m < 30 ? ok(ts, 50) : lost(ts))); // an invalid hour still has 30 good minutes
+      }
+    out.push(...a.tick(d0 + 86_400_000 + 3000));
+    const hours = out.filter((x) => x.period === 'hour');
+    expect(hours).toHaveLength(24);
+    expect(hours.filter((x) => x.valid)).toHaveLength(validHours);
+    const day = out.find((x) => x.period === 'day')!;
+    expect(day).toMatchObject({ start: d0, count: validHours, valid, flag: valid ? 'N' : 'B', mean: 50 });
+  });
+
+  it('hours and days are local: a Beijing day starts at 16:00 UTC', () => {
+    const t = Date.parse('2026-06-01T17:30:00Z');
+    expect(new Date(periodBounds('day', t, TZ).start).toISOString()).toBe('2026-06-01T16:00:00.000Z');
+    expect(new Date(periodBounds('hour', t, TZ).start).toISOString()).toBe('2026-06-01T17:00:00.000Z');
+    expect(new Date(periodBounds('hour', t, 'Asia/Kolkata').start).toISOString()).toBe('2026-06-01T17:30:00.000Z');
+  });
+
+  it('mostly device faults make an invalid minute flagged D', () => {
+    const t0 = cst('2026-06-01T10:00:00');
+    const a = new Aggregator(TZ, ['pm10']);
+    const d = (ts: number): Reading => ({ device: 'head', ts, values: { pm10: -1 }, flags: { pm10: 'D' } });
+    const m = feed(a, [d(t0), d(t0 + 10_000)], t0 + 63_000).find((x) => x.period === 'minute')!;
+    expect(m).toMatchObject({ valid: false, flag: 'D', count: 0, mean: null });
+  });
+});
+
+describe('aggregates in the gateway', () => {
+  it('closed minutes and hours are stored apart and published on P/aggregates with AQI for the hour', async () => {
+    const { startInProcess } = await import('../helpers/gateway-rig.js');
+    const { waitFor } = await import('../helpers/system.js');
+    // 60× time: a scenario hour in a minute; start just before a local hour so it closes soon
+    const rig = await startInProcess('dust-event', { factor: 120, startMs: cst('2026-06-01T09:58:00'), pollMs: 100 });
+    try {
+      rig.sim.setValues('head', { pm10: 120, pm25: 60 });
+      await waitFor(() => rig.sub.on('aggregates').some((m) => m.payload.period === 'hour'), 60_000, 200);
+      const minute = rig.sub.on('aggregates').find((m) => m.payload.period === 'minute' && m.payload.device === 'head')!.payload as { metrics: Record<string, { mean: number; count: number; flag: string }> };
+      expect(minute.metrics.pm10!.count).toBeGreaterThan(5);
+      const hour = rig.sub.on('aggregates').find((m) => m.payload.period === 'hour' && m.payload.device === 'head')!.payload as {
+        start: string;
+        metrics: Record<string, { valid: boolean; flag: string; count: number }>;
+        aqi: { aqi: number } | null;
+      };
+      // the first hour was only partly seen (it began at 09:58): fewer than 45 minutes, so invalid, no AQI
+      expect(hour.start).toBe('2026-06-01T01:00:00.000Z');
+      expect(hour.metrics.pm10).toMatchObject({ valid: false, flag: 'B' });
+      expect(hour.aqi).toBeNull();
+      const stored = rig.gw.store.aggregates('minute', '2026-06-01T00:00:00.000Z', '2026-06-02T00:00:00.000Z', 'head');
+      expect(stored.filter((r) => r.metric === 'pm10').length).toBeGreaterThan(1);
+    } finally {
+      await rig.stop();
+    }
+  });
+});
+
+describe('annual report', () => {
+  it('the running mean of valid daily means since 1 January against the city target of tables 1–3', async () => {
+    const path = await import('node:path');
+    const { resolveConfig } = await import('../../gateway/config/load.js');
+    const { Gateway } = await import('../../gateway/gateway.js');
+    const { tempDir } = await import('../helpers/gateway-rig.js');
+    const { pino } = await import('pino');
+    const loaded = resolveConfig({ gateway: { id: 'annual-test', site: { city: 'xinyang' } }, storage: { path: path.join(tempDir('annual'), 'b.db') }, mqtt: { enabled: false } });
+    const gw = new Gateway({ loaded, logger: pino({ level: 'silent' }) });
+    try {
+      const day = (iso: string, metric: string, mean: number, count = 24, flag = 'N') => ({ period: 'day', start: new Date(cst(`${iso}T00:00:00`)).toISOString(), device: 'head', metric, mean, min: mean, max: mean, count, flag });
+      gw.store.saveAggregates([
+        day('2025-12-31', 'pm10', 500), // last year: not counted
+        day('2026-01-01', 'pm10', 80),
+        day('2026-01-02', 'pm10', 100),
+        day('2026-01-03', 'pm10', 300, 12, 'B'), // invalid day: not counted
+        day('2026-01-02', 'pm25', 50),
+      ]);
+      const rep = gw.annualReport('head', cst('2026-01-03T00:00:00')) as Record<string, unknown>;
+      // 信阳市 (table 2): PM10 84, PM2.5 58
+      expect(rep).toMatchObject({ city: 'xinyang', pm10: { mean: 90, days: 2, target: 84, ratio: 1.071 }, pm25: { mean: 50, days: 1, target: 58, ratio: 0.862 } });
+      expect(rep.since).toBe('2025-12-31T16:00:00.000Z');
+    } finally {
+      await gw.stop();
+    }
+  });
+});

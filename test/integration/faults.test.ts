@@ -1,0 +1,145 @@
+/** A dead or noisy device never stalls the line; every fault is counted and survived. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { Poller } from '../../gateway/poller.js';
+import { DriverError } from '../../drivers/errors.js';
+import type { ScenarioInput } from '../../simulator/scenario.js';
+import { startRig, type Rig, type TransportKind } from '../helpers/rig.js';
+import { requireTool, waitFor } from '../helpers/system.js';
+
+const LINE: ScenarioInput = {
+  devices: [
+    { id: 'head', driver: 'cwt-weather-station', unit: 1, baudRate: 9600, values: { temperature: 12.5, pm10: 88 } },
+    { id: 'th', driver: 'xy-md02', unit: 2, baudRate: 9600, values: { temperature: 12.2, humidity: 51.5 } },
+    { id: 'noise', driver: 'noise-transmitter', unit: 3, baudRate: 9600, values: { noise: 61.4 } },
+    { id: 'dust', driver: 'dust-transmitter', unit: 4, baudRate: 9600, values: { pm25: 42, pm10: 90, tsp: 210 } },
+    { id: 'relays', driver: 'waveshare-relay-8ch', unit: 5, baudRate: 9600 },
+  ],
+  faults: [{ device: 'noise', fault: 'timeout' }],
+};
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    return e instanceof DriverError ? e.code : `untyped: ${String(e)}`;
+  }
+}
+
+let rig: Rig | undefined;
+afterEach(async () => {
+  await rig?.stop();
+  rig = undefined;
+});
+
+describe('one dead device on a line of five', () => {
+  it('does not stop the other four from being read every cycle', async () => {
+    rig = await startRig(LINE, 'mock', { timeoutMs: 150 });
+    const pollMs = 600;
+    const runMs = 6000;
+    const clients = ['head', 'th', 'noise', 'dust', 'relays'].map((id) => rig!.client(id, { pollMs, offlineAfter: 3 }));
+    const logged: { device?: string; code?: string; status?: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => logged.push(JSON.parse(line)) });
+    const poller = new Poller(clients, { logger });
+    const readings: Record<string, number[]> = { head: [], th: [], noise: [], dust: [], relays: [] };
+    const t0 = Date.now();
+    poller.on('reading', (r: { device: string }) => readings[r.device]!.push(Date.now() - t0));
+    const offline: string[] = [];
+    for (const c of clients) c.on('status', (s: string) => s === 'offline' && offline.push(c.id));
+    poller.start();
+    await new Promise((r) => setTimeout(r, runMs));
+    await poller.stop();
+
+    const cycles = Math.floor(runMs / pollMs);
+    for (const id of ['head', 'th', 'dust', 'relays']) {
+      expect(readings[id]!.length, id).toBeGreaterThanOrEqual(cycles - 1);
+      // No cycle skipped: a reading lands pollMs after the last, give or take the wait in the line's
+      // queue (at most one 150 ms timeout plus the other devices' ~30 ms reads); a skipped cycle
+      // would show as a gap of about 2 × pollMs.
+      const gaps = readings[id]!.slice(1).map((t, i) => t - readings[id]![i]!);
+      expect(Math.max(...gaps), `${id} gaps ${gaps.join(',')}`).toBeLessThan(pollMs + 300);
+    }
+    expect(readings.noise).toHaveLength(0);
+    expect(offline).toEqual(['noise']);
+    const noise = clients[2]!;
+    expect(noise.counters.timeouts).toBeGreaterThanOrEqual(3);
+    // backoff: the dead device was asked fewer times than the cycles that passed
+    expect(noise.counters.requests).toBeLessThan(cycles);
+    expect(noise.counters.lastError?.code).toBe('timeout');
+    // logged once per change, not once per timeout
+    expect(logged.filter((l) => l.device === 'noise' && l.code === 'timeout')).toHaveLength(1);
+    expect(logged.filter((l) => l.device === 'noise' && l.status === 'offline')).toHaveLength(1);
+    expect(logged.filter((l) => l.device !== 'noise' && (l.code || l.status === 'offline'))).toHaveLength(0);
+  });
+});
+
+for (const kind of ['mock', 'pty', 'tcp'] as TransportKind[]) {
+  describe(`faults over ${kind}`, () => {
+    it('counts CRC errors, garbage, exceptions, short frames and slow replies, and recovers from each', async () => {
+      if (kind === 'pty') requireTool('socat', ['-V']);
+      rig = await startRig({ ...LINE, faults: [] }, kind, { timeoutMs: 250 });
+      const dust = rig.client('dust');
+      const head = rig.client('head');
+      const expectations: [string, string, keyof typeof dust.counters][] = [
+        ['crc-error', kind === 'tcp' ? 'garbage' : 'crc', kind === 'tcp' ? 'garbage' : 'crcErrors'],
+        ['garbage', 'garbage', 'garbage'],
+        ['exception:4', 'exception', 'exceptions'],
+        ['short-frame', 'short_frame', 'shortFrames'],
+        ['slow:600', 'timeout', 'timeouts'],
+        ['timeout', 'timeout', 'timeouts'],
+      ];
+      for (const [fault, code, counter] of expectations) {
+        const before = dust.counters[counter] as number;
+        rig.sim.setFaults('dust', [fault]);
+        expect(await codeOf(dust.read()), fault).toBe(code);
+        expect(dust.counters[counter], fault).toBe(before + 1);
+        expect(dust.counters.lastError?.code).toBe(code);
+        // the neighbour on the same line is unaffected
+        expect((await head.read()).pm10, `${fault}: neighbour`).toBe(88);
+        rig.sim.setFaults('dust', []);
+        await new Promise((r) => setTimeout(r, 700)); // let any late reply drain
+        expect(await dust.read(), `${fault}: recovered`).toEqual({ pm25: 42, pm10: 90, tsp: 210 });
+      }
+      rig.sim.setFaults('dust', ['slow:80']);
+      expect(await codeOf(dust.read())).toBe('ok');
+      expect(dust.counters.lastRttMs!).toBeGreaterThanOrEqual(75); // a timer may fire a little early against performance.now()
+      expect(dust.status).toBe('online');
+    });
+  });
+}
+
+describe('an adapter that disappears and comes back', () => {
+  it('is reopened without restarting the process (real pty)', async () => {
+    requireTool('socat', ['-V']);
+    rig = await startRig(LINE, 'pty', { timeoutMs: 250, reopenMaxMs: 300 });
+    const head = rig.client('head');
+    const states: string[] = [];
+    rig.bus.line.on('state', (s: string) => states.push(s));
+    expect((await head.read()).pm10).toBe(88);
+
+    await rig.sim.unplug();
+    // the poller keeps asking; the line notices the hang-up or the vanished tty node
+    await waitFor(async () => (await codeOf(head.read())) && rig!.bus.line.state !== 'open', 5000);
+    expect(await codeOf(head.read())).toBe('closed');
+    expect(head.counters.closed).toBeGreaterThanOrEqual(1);
+
+    await rig.sim.replug();
+    await waitFor(() => rig!.bus.line.state === 'open', 5000);
+    expect((await head.read()).pm10).toBe(88);
+    expect(rig.bus.line.counters.opens).toBe(2);
+    expect(states).toContain('down');
+  });
+
+  it('follows a `disconnect` fault window and comes back by itself', async () => {
+    requireTool('socat', ['-V']);
+    rig = await startRig(LINE, 'pty', { timeoutMs: 250, reopenMaxMs: 300, sim: { faultPollMs: 50 } });
+    const head = rig.client('head');
+    expect((await head.read()).temperature).toBe(12.5);
+    rig.sim.setFaults('head', ['disconnect'], 1);
+    await waitFor(async () => (await codeOf(head.read())) && rig!.bus.line.state !== 'open', 5000);
+    await waitFor(() => rig!.bus.line.state === 'open', 6000);
+    rig.sim.setFaults('head', []);
+    expect((await head.read()).temperature).toBe(12.5);
+  });
+});

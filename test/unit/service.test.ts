@@ -1,0 +1,46 @@
+/** `dustgate install-service` into a temporary root: the unit, the data folder, the checks. */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT, tempDir } from '../helpers/gateway-rig.js';
+import { runCommand } from '../helpers/system.js';
+
+/** Where the package is installed on the box (only the path goes into the unit). */
+function installedCli(): string {
+  const dir = path.join(tempDir('opt'), 'dustgate/dist');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'cli.js'), '// the built dustgate binary lives here on a real box\n');
+  return path.join(dir, 'cli.js');
+}
+const dustgate = (args: string[]) => runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), ...args], { cwd: ROOT });
+
+describe('install-service', () => {
+  it('writes a unit that restarts always and runs the config from its own data folder', async () => {
+    const root = tempDir('svc');
+    const cli = installedCli();
+    const r = await dustgate(['install-service', '--config', 'seeds/sites/construction-zhengzhou.yaml', '--root', root, '--user', 'dust', '--data-dir', '/var/lib/dustgate-zz', '--cli', cli]);
+    expect(r.code, r.stderr).toBe(0);
+    const unitFile = path.join(root, 'etc/systemd/system/dustgate.service');
+    const unit = readFileSync(unitFile, 'utf8');
+    expect(unit).toMatch(/^Restart=always$/m);
+    expect(unit).toMatch(/^User=dust$/m);
+    expect(unit).toMatch(/^SupplementaryGroups=dialout$/m);
+    expect(unit).toMatch(/^WorkingDirectory=\/var\/lib\/dustgate-zz$/m);
+    expect(unit).toMatch(new RegExp(`^ExecStart=${process.execPath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} --max-semi-space-size=4 ${cli.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} run --config ${path.join(ROOT, 'seeds/sites/construction-zhengzhou.yaml').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));
+    expect(unit).toMatch(/^WantedBy=multi-user.target$/m);
+    expect(existsSync(path.join(root, 'var/lib/dustgate-zz'))).toBe(true);
+    expect(r.stdout).toMatch(/not enabled \(--root/);
+  });
+
+  it('--dry-run prints the unit and writes nothing; a bad config is refused before anything is written', async () => {
+    const root = tempDir('svc-dry');
+    const d = await dustgate(['install-service', '--config', 'seeds/sites/demo.yaml', '--dry-run', '--root', root, '--cli', installedCli()]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toMatch(/^\[Unit\]/);
+    expect(existsSync(path.join(root, 'etc'))).toBe(false);
+    const bad = await dustgate(['install-service', '--config', 'nope.yaml', '--root', root, '--cli', installedCli()]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^dustgate: \/.*nope\.yaml: no such file/);
+    expect(existsSync(path.join(root, 'etc'))).toBe(false);
+  });
+});

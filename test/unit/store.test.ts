@@ -1,0 +1,121 @@
+/** The SQLite store on a real file: seq rules, range acks, batching by kind, eviction order, durability settings. */
+import { describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { Store, withSeq } from '../../gateway/store.js';
+import { tempDir } from '../helpers/gateway-rig.js';
+
+const body = (i: number) => JSON.stringify({ ts: new Date(1_700_000_000_000 + i * 1000).toISOString(), device: 'head', values: { pm10: i }, flags: { pm10: 'N' } });
+
+describe('store', () => {
+  it('seq is strictly increasing, survives a restart, and is never reused even after everything was acknowledged', () => {
+    const file = path.join(tempDir('store'), 'b.db');
+    let s = new Store({ path: file, maxMB: 10 });
+    expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(s.append('telemetry', [body(1), body(2)]).seqs).toEqual([1, 2]);
+    expect(s.append('event', [JSON.stringify({ ts: 'x', type: 'a' })]).seqs).toEqual([3]);
+    expect(s.ack(1, 3)).toBe(3);
+    s.close();
+    s = new Store({ path: file, maxMB: 10 });
+    expect(s.depth).toBe(0);
+    expect(s.append('telemetry', [body(3)]).seqs).toEqual([4]);
+    expect(s.stats().lastSeq).toBe(4);
+    s.close();
+  });
+
+  it('batches are consecutive records of one kind, in seq order, so a range ack is exact', () => {
+    const s = new Store({ path: path.join(tempDir('store'), 'b.db'), maxMB: 10 });
+    s.append('telemetry', [body(1), body(2), body(3)]);
+    s.append('event', [JSON.stringify({ ts: 'x', type: 'e1' })]);
+    s.append('telemetry', [body(4)]);
+    const b1 = s.nextBatch(0, 2);
+    expect(b1.map((r) => [r.seq, r.kind])).toEqual([[1, 'telemetry'], [2, 'telemetry']]);
+    const b2 = s.nextBatch(2, 10);
+    expect(b2.map((r) => r.seq)).toEqual([3]);
+    expect(s.nextBatch(3, 10).map((r) => [r.seq, r.kind])).toEqual([[4, 'event']]);
+    expect(JSON.parse(withSeq(b1[0]!))).toEqual({ seq: 1, ...JSON.parse(body(1)) });
+    s.ack(3, 3);
+    expect(s.nextBatch(0, 10).map((r) => r.seq)).toEqual([1, 2]);
+    s.close();
+  });
+
+  it('over the cap: oldest telemetry goes first, events only when no telemetry is left; counts persist', () => {
+    const file = path.join(tempDir('store'), 'b.db');
+    const s = new Store({ path: file, maxMB: 0.01 }); // 10 KiB
+    const ev = s.append('event', [JSON.stringify({ ts: 'x', type: 'first_event', pad: 'e'.repeat(200) })]).seqs[0]!;
+    let evicted = 0;
+    for (let i = 0; i < 200; i++) evicted += s.append('telemetry', [body(i)]).eviction?.telemetry ?? 0;
+    expect(evicted).toBeGreaterThan(0);
+    expect(s.evicted).toEqual({ telemetry: evicted, events: 0 });
+    const kept = s.nextBatch(0, 1000);
+    expect(kept[0]!.seq).toBe(ev); // the event, older than all telemetry, is still first
+    const rest = s.nextBatch(ev, 1000);
+    expect(rest[0]!.seq).toBe(ev + 1 + evicted); // the oldest telemetry is what went
+    // nothing but events: they go too, and are counted
+    for (let i = 0; i < 100; i++) s.append('event', [JSON.stringify({ ts: 'x', type: 'e', pad: 'x'.repeat(300) })]);
+    expect(s.evicted.events).toBeGreaterThan(0);
+    expect(s.stats().telemetry).toBe(0);
+    expect(s.evicted.telemetry).toBe(200);
+    const counted = { ...s.evicted };
+    s.close();
+    const again = new Store({ path: file, maxMB: 0.01 });
+    expect(again.evicted).toEqual(counted);
+    again.close();
+  });
+
+  it('durability full sets synchronous FULL', () => {
+    const s = new Store({ path: path.join(tempDir('store'), 'b.db'), maxMB: 1, durability: 'full' });
+    expect(s.db.pragma('synchronous', { simple: true })).toBe(2);
+    s.close();
+    const n = new Store({ path: path.join(tempDir('store'), 'c.db'), maxMB: 1 });
+    expect(n.db.pragma('synchronous', { simple: true })).toBe(1);
+    n.close();
+  });
+});
+
+describe('dustgate buffer export', () => {
+  it('writes every buffered record oldest first, as jsonl or csv', async () => {
+    const { runCommand } = await import('../helpers/system.js');
+    const { ROOT } = await import('../helpers/gateway-rig.js');
+    const { writeFileSync, readFileSync } = await import('node:fs');
+    const dir = tempDir('export');
+    const db = path.join(dir, 'buffer.db');
+    const s = new Store({ path: db, maxMB: 10 });
+    s.append('telemetry', [body(1), body(2)]);
+    s.append('event', [JSON.stringify({ ts: '2026-01-01T00:00:00.000Z', type: 'dust_alarm', note: 'a, "quoted" text' })]);
+    s.close();
+    const cfg = path.join(dir, 'site.yaml');
+    writeFileSync(cfg, `gateway: { id: export-test }\nstorage: { path: ${db} }\nmqtt: { password: s3cret }\n`);
+    const cli = (args: string[]) => runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), ...args], { cwd: ROOT });
+    const j = await cli(['buffer', 'export', '--config', cfg]);
+    expect(j.code).toBe(0);
+    const rows = j.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(rows.map((r) => [r.seq, r.kind])).toEqual([[1, 'telemetry'], [2, 'telemetry'], [3, 'event']]);
+    expect(rows[0]).toMatchObject({ device: 'head', values: { pm10: 1 } });
+    const out = path.join(dir, 'out.csv');
+    const c = await cli(['buffer', 'export', '--config', cfg, '--format', 'csv', '--out', out]);
+    expect(c.code).toBe(0);
+    const csv = readFileSync(out, 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('seq,kind,ts,device,type,body');
+    expect(csv).toHaveLength(4);
+    expect(csv[3]).toMatch(/^3,event,2026-01-01T00:00:00.000Z,,dust_alarm,"\{""ts""/);
+    expect(readFileSync(out, 'utf8')).not.toContain('s3cret');
+    const bad = await cli(['buffer', 'export', '--config', cfg, '--format', 'xml']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--format: expected jsonl or csv/);
+  });
+});
+
+describe('config versions', () => {
+  it('versions only grow and the last 20 are kept', () => {
+    const s = new Store({ path: path.join(tempDir('versions'), 'b.db'), maxMB: 1 });
+    for (let i = 0; i < 25; i++) s.addConfigVersion({ source: i ? 'remote' : 'file', baseHash: 'h', config: `{"i":${i}}`, requestId: i ? `r${i}` : null });
+    const h = s.configHistory(100);
+    expect(h).toHaveLength(20);
+    expect(h[0]).toMatchObject({ version: 25, source: 'remote', requestId: 'r24', config: '{"i":24}' });
+    expect(h.at(-1)!.version).toBe(6);
+    expect(s.rememberRequest('x', 1000, 500)).toBe(true);
+    expect(s.rememberRequest('x', 1200, 500)).toBe(false);
+    expect(s.rememberRequest('x', 2000, 500)).toBe(true); // forgotten after keepMs
+    s.close();
+  });
+});
