@@ -50,7 +50,7 @@ const get = (o: unknown, p: string): unknown => p.split('.').reduce<unknown>((a,
  */
 export function startingConfig(store: Store, fromFile: LoadedConfig, logger: Logger): { loaded: LoadedConfig; version: number } {
   const baseHash = fromFile.fileHash ?? createHash('sha256').update(JSON.stringify(fromFile.raw)).digest('hex');
-  const latest = store.latestConfig();
+  const latest = store.versions.latest();
   if (latest && latest.baseHash === baseHash) {
     try {
       const loaded = resolveConfig(JSON.parse(latest.config));
@@ -62,7 +62,7 @@ export function startingConfig(store: Store, fromFile: LoadedConfig, logger: Log
   }
   let version: number;
   try {
-    version = store.addConfigVersion({ source: 'file', baseHash, config: JSON.stringify(fromFile.raw) });
+    version = store.versions.add({ source: 'file', baseHash, config: JSON.stringify(fromFile.raw) });
   } catch (e) {
     // a store that cannot write does not keep the gateway from running its rules
     version = (latest?.version ?? 0) + 1;
@@ -247,7 +247,7 @@ export class ConfigApplier {
   /** A config went live: its version, the log, P/config and P/state. */
   private applied(next: LoadedConfig, meta: ApplyMeta): ApplyResult {
     this.gw.dataPath('config versions', () => {
-      this.gw.version = this.gw.store.addConfigVersion({ source: meta.source ?? 'remote', requestId: meta.requestId, baseHash: this.gw.loaded.fileHash ?? '', config: JSON.stringify(next.raw) });
+      this.gw.version = this.gw.store.versions.add({ source: meta.source ?? 'remote', requestId: meta.requestId, baseHash: this.gw.loaded.fileHash ?? '', config: JSON.stringify(next.raw) });
     });
     this.gw.logger.info({ version: this.gw.version, requestId: meta.requestId }, 'config applied');
     this.gw.publishConfig();

@@ -19,14 +19,16 @@ import type { RawReading } from './poller.js';
 import { commFailure, flagValues, type Reading } from './reading.js';
 import { RulesEngine, type OutputCommand, type RuleEvent } from './rules/engine.js';
 import { Aggregator } from './aggregates.js';
-import { Hj212Uplink } from './hj212/uplink.js';
+import type { Hj212Uplink } from './hj212/uplink.js';
 import { HttpServer } from './http.js';
 import { RemoteHandler } from './remote.js';
 import { Runtime, engineInputs } from './runtime.js';
 import { Store, type Eviction } from './store.js';
 import { StorageGuard, hint as storageHint, type StorageStatus } from './storage-guard.js';
 import { GatewayClock, clockFrom, type Clock, type ClockStep } from './clock.js';
-import { MqttUplink } from './uplink/mqtt.js';
+import type { MqttUplink } from './uplink/mqtt.js';
+import type { Uplink } from './uplink/uplink.js';
+import { hj212Uplink, mqttUplink } from './uplinks.js';
 import { VERSION } from './version.js';
 
 export { resolveSources } from './runtime.js';
@@ -113,20 +115,10 @@ export class Gateway extends EventEmitter implements ApplyHost {
       this.engine.setAlertLevel(level as never, this.clock.mono(), { by: 'restored' });
       this.engine.drainEvents();
     }
-    if (c.hj212.enabled)
-      this.hj212 = new Hj212Uplink({
-        cfg: c.hj212,
-        mn: c.hj212.mn || c.gateway.id,
-        timeZone: this.loaded.timezone,
-        store: this.store,
-        now: this.now,
-        logger: this.logger,
-        sources: this.rt.sources,
-        latest: () => this.latest.bySource,
-      });
+    if (c.hj212.enabled) this.hj212 = hj212Uplink(this, c, { timeZone: this.loaded.timezone, sources: this.rt.sources, latest: () => this.latest.bySource });
     if (c.mqtt.enabled) {
       this.remote = new RemoteHandler(this, (topic, payload) => this.uplink?.publish(topic, payload));
-      this.uplink = this.makeUplink(c);
+      this.uplink = mqttUplink(this, c);
     }
     this.applier = new ConfigApplier(this);
     this.view = new StateView(this);
@@ -159,18 +151,12 @@ export class Gateway extends EventEmitter implements ApplyHost {
 
   /** @internal */
   makeUplink(c: Config): MqttUplink {
-    const up = new MqttUplink({ mqtt: c.mqtt, gatewayId: c.gateway.id, store: this.store, logger: this.logger, version: VERSION, startedAt: this.startedAt });
-    const remote = this.remote!;
-    up.on('connect', () => up.subscribe(remote.topics()));
-    up.on('message', (topic: string, payload: Buffer) => {
-      if (up !== this.uplink) return; // a replaced uplink's last messages
-      try {
-        remote.receive(topic, payload);
-      } catch (e) {
-        this.logger.error({ topic, err: String(e) }, 'remote message failed');
-      }
-    });
-    return up;
+    return mqttUplink(this, c);
+  }
+
+  /** Every uplink running: each consumes what it sends from the store itself (uplink/uplink.ts). */
+  get uplinks(): Uplink[] {
+    return [this.uplink, this.hj212].filter((u): u is MqttUplink | Hj212Uplink => u !== undefined);
   }
 
   /** @internal */
@@ -205,8 +191,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.started = true;
     this.logger.info({ gateway: this.id, version: VERSION, configVersion: this.version, devices: this.rt.devices.size, buffer: this.store.stats() }, 'starting');
     await this.rt.open(false);
-    this.uplink?.start();
-    this.hj212?.start();
+    for (const u of this.uplinks) u.start();
     // the page is for people: if its port is taken the gateway still runs, and says so
     if (this.opts.http !== false) {
       const server = new HttpServer(this);
@@ -247,8 +232,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
       if (this.uplink?.connected) await this.uplink.flush(2000);
     }
     this.remote?.stop();
-    await this.uplink?.stop();
-    await this.hj212?.stop();
+    for (const u of this.uplinks) await u.stop();
     await this.http?.stop();
     await this.rt.close();
     this.storage.close();
@@ -291,7 +275,11 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.counters.readings++;
     this.emit('reading', { ...r, seq });
     if (eviction) this.overflow(eviction);
-    this.uplink?.pumpSoon();
+    this.pumpUplinks();
+  }
+
+  private pumpUplinks(): void {
+    for (const u of this.uplinks) u.pumpSoon?.();
   }
 
   /** The store failed or writes again: an event (held in memory until it can be stored), the log, P/state. */
@@ -328,7 +316,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
       this.emit('event', { ...e, seq: seqs[i] } satisfies GatewayEvent);
     });
     if (eviction) this.overflow(eviction);
-    this.uplink?.pumpSoon();
+    this.pumpUplinks();
     this.publishState();
   }
 
@@ -349,7 +337,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
         const now = this.now();
         const closed = this.aggregator.tick(now);
         if (closed.length) this.reports.closed(closed);
-        this.hj212?.tick(now);
+        for (const u of this.uplinks) u.tick?.(now);
       });
       this.storage.tick();
     }

@@ -13,7 +13,7 @@ import type { ApplyMeta, ApplyResult, ConfigChange } from './config-apply.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
 import type { OutputRequestResult, RuleEvent } from './rules/engine.js';
-import type { ConfigVersion } from './store.js';
+import type { ConfigVersions, ReplayIds } from './store-tables.js';
 
 /** What remote operations need of the gateway (it implements this; nothing here reaches further). */
 export interface RemoteHost {
@@ -25,7 +25,7 @@ export interface RemoteHost {
   readonly clock: Clock;
   readonly devices: Map<string, GatewayDevice>;
   readonly engine: { readonly alertLevel: AlertLevel };
-  readonly store: { rememberRequest(id: string, now: number, keepMs: number): boolean; configHistory(): ConfigVersion[] };
+  readonly store: { readonly replay: ReplayIds; readonly versions: Pick<ConfigVersions, 'history'> };
   now(): number;
   record(events: RuleEvent[]): void;
   applyConfigs(items: { change: ConfigChange; meta: ApplyMeta }[]): Promise<ApplyResult[]>;
@@ -153,7 +153,7 @@ export class RemoteHandler {
     }
     const id = body.requestId;
     if (typeof id !== 'string' || !REQUEST_ID.test(id)) throw new Refused('malformed', 'requestId: expected 1..128 characters of letters, digits, _ . : -');
-    if (!this.gw.store.rememberRequest(id, this.gw.now(), Math.max(86_400_000, r.maxSkewS * 2000))) throw new Refused('replayed', `requestId ${id} was already used`, id);
+    if (!this.gw.store.replay.remember(id, this.gw.now(), Math.max(86_400_000, r.maxSkewS * 2000))) throw new Refused('replayed', `requestId ${id} was already used`, id);
     return body;
   }
 
@@ -350,7 +350,7 @@ export class RemoteHandler {
         return {
           ok: true,
           version: this.gw.version,
-          versions: this.gw.store.configHistory().map((v) => ({ version: v.version, ts: v.ts, source: v.source, requestId: v.requestId ?? null })),
+          versions: this.gw.store.versions.history().map((v) => ({ version: v.version, ts: v.ts, source: v.source, requestId: v.requestId ?? null })),
         };
       case 'read': {
         const id = body.device;

@@ -7,7 +7,7 @@ import { periodBounds, type Aggregate } from './aggregates.js';
 import { aqi, type AqiStandard } from './aqi.js';
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
-import type { Hj212Uplink } from './hj212/uplink.js';
+import type { Uplink } from './uplink/uplink.js';
 import type { Store } from './store.js';
 import type { MqttUplink } from './uplink/mqtt.js';
 
@@ -15,7 +15,7 @@ export interface ReportsHost {
   readonly config: Config;
   readonly loaded: LoadedConfig;
   readonly store: Store;
-  readonly hj212: Hj212Uplink | undefined;
+  readonly uplinks: Uplink[];
   readonly uplink: MqttUplink | undefined;
   now(): number;
   emit(event: 'aggregates', msg: unknown): boolean;
@@ -30,8 +30,8 @@ export class AggregateReports {
    * P/aggregates one message per device and period, with AQI for hours and days.
    */
   closed(list: Aggregate[]): void {
-    this.gw.dataPath('aggregates store', () => this.gw.store.saveAggregates(list.map((a) => ({ ...a, start: new Date(a.start).toISOString() }))));
-    this.gw.dataPath('hj212', () => this.gw.hj212?.onAggregates(list));
+    this.gw.dataPath('aggregates store', () => this.gw.store.aggs.save(list.map((a) => ({ ...a, start: new Date(a.start).toISOString() }))));
+    for (const u of this.gw.uplinks) if (u.onAggregates) this.gw.dataPath(u.name, () => u.onAggregates!(list));
     const groups = new Map<string, Aggregate[]>();
     for (const a of list) {
       const k = `${a.period}|${a.start}|${a.device}`;
@@ -48,14 +48,14 @@ export class AggregateReports {
       this.gw.emit('aggregates', msg);
       this.gw.uplink?.publish('aggregates', JSON.stringify(msg));
     }
-    if (list.some((a) => a.period === 'day')) this.gw.dataPath('aggregates prune', () => this.gw.store.pruneAggregates(new Date(this.gw.now() - 40 * 86_400_000).toISOString()));
+    if (list.some((a) => a.period === 'day')) this.gw.dataPath('aggregates prune', () => this.gw.store.aggs.prune(new Date(this.gw.now() - 40 * 86_400_000).toISOString()));
   }
 
   /** The running mean of valid daily means since 1 January (local) against the city's annual target. */
   annualReport(device: string, dayStart: number) {
     const year = new Intl.DateTimeFormat('en-GB', { timeZone: this.gw.loaded.timezone, year: 'numeric' }).format(dayStart);
     const jan1 = periodBounds('day', Date.parse(`${year}-01-01T12:00:00Z`), this.gw.loaded.timezone).start;
-    const days = this.gw.store.aggregates('day', new Date(jan1).toISOString(), new Date(dayStart).toISOString(), device);
+    const days = this.gw.store.aggs.range('day', new Date(jan1).toISOString(), new Date(dayStart).toISOString(), device);
     const targets = this.gw.loaded.preset.cityTargets as Record<string, Record<string, { pm10: number; pm25: number }>> | undefined;
     const city = this.gw.config.gateway.site.city;
     const target = targets ? Object.entries(targets).filter(([k]) => k.startsWith('table')).map(([, t]) => t[city]).find(Boolean) : undefined;

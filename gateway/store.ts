@@ -9,29 +9,14 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { AckLedger, addEviction, ROW_OVERHEAD, type Eviction, type RecordBuffer, type RecordKind, type StoredRecord } from './record-buffer.js';
+import { SqliteAggregates, SqliteConfigVersions, SqliteReplayIds, SqliteUploadQueue, type AggregateStore, type ConfigVersions, type ReplayIds, type UploadQueue } from './store-tables.js';
 
-export type RecordKind = 'telemetry' | 'event';
+export { addEviction, withSeq, type Eviction, type RecordKind, type StoredRecord } from './record-buffer.js';
+export type { AggregateRow, ConfigVersion } from './store-tables.js';
 
-export interface ConfigVersion {
-  version: number;
-  ts: string;
-  source: 'file' | 'remote' | 'rollback';
-  requestId?: string | null;
-  /** sha256 of the site file this version grew from: a changed file starts a new line of versions */
-  baseHash: string;
-  /** the site config (as written, before the preset) as JSON */
-  config: string;
-  note?: string | null;
-}
 const KIND_CODE: Record<RecordKind, string> = { telemetry: 't', event: 'e' };
 const KIND_OF: Record<string, RecordKind> = { t: 'telemetry', e: 'event' };
-
-export interface StoredRecord {
-  seq: number;
-  kind: RecordKind;
-  /** JSON object text without the seq */
-  body: string;
-}
 
 export interface StoreOptions {
   path: string;
@@ -40,14 +25,6 @@ export interface StoreOptions {
   readonly?: boolean;
 }
 
-export interface Eviction {
-  telemetry: number;
-  events: number;
-  bytes: number;
-}
-
-/** Bytes counted per row beside its body (key, kind, index entry): the cap is on these totals. */
-const ROW_OVERHEAD = 32;
 /**
  * Below this cap the files' fixed part (schema, aggregates, config versions: about 64 KiB) would
  * take most of it, so only the records' own bytes are counted; from here up the cap bounds the
@@ -76,7 +53,11 @@ export function walBudgetBytes(capBytes: number): number {
   return Math.min(4 * 1024 * 1024, Math.max(64 * 1024, Math.floor(capBytes * 0.1)));
 }
 
-export class Store {
+/**
+ * The SQLite file: the record buffer itself, and the other jobs' tables behind their interfaces
+ * (`aggs`, `versions`, `replay`, `uploads(name)`).
+ */
+export class Store implements RecordBuffer {
   readonly db: Database.Database;
   private bytes = 0;
   private readonly capBytes: number;
@@ -88,6 +69,11 @@ export class Store {
   private sinceCheck = 0;
   private readonly stmts;
   readonly evicted = { telemetry: 0, events: 0 };
+  readonly aggs: AggregateStore;
+  readonly versions: ConfigVersions;
+  readonly replay: ReplayIds;
+  /** uplinks taking records; with two or more, a record leaves when all have acknowledged it */
+  private readonly ledger = new AckLedger();
 
   /** A file of zeros beside the database, given up when the disk is full so the store can still delete and open. */
   readonly reservePath: string;
@@ -122,6 +108,9 @@ export class Store {
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: opts.readonly ? undefined : db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     };
+    this.aggs = new SqliteAggregates(db);
+    this.versions = new SqliteConfigVersions(db);
+    this.replay = new SqliteReplayIds(db);
     this.recount();
     if (!opts.readonly) this.restoreReserve();
     this.evicted.telemetry = Number(this.meta('evicted.telemetry') ?? 0);
@@ -144,18 +133,6 @@ export class Store {
         db.exec(`
           CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL);
           CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-          -- minute/hour/day aggregates for HJ 212 back-fill: never evicted with the buffer, kept 35+ days
-          CREATE TABLE IF NOT EXISTS aggregates (
-            period TEXT NOT NULL, start TEXT NOT NULL, device TEXT NOT NULL, metric TEXT NOT NULL,
-            mean REAL, min REAL, max REAL, count INTEGER NOT NULL, flag TEXT NOT NULL,
-            PRIMARY KEY (period, start, device, metric));
-          -- applied configs (the site file, then remote changes): the last 20 are kept
-          CREATE TABLE IF NOT EXISTS config_versions (
-            version INTEGER PRIMARY KEY, ts TEXT NOT NULL, source TEXT NOT NULL, request_id TEXT,
-            base_hash TEXT NOT NULL, config TEXT NOT NULL, note TEXT);
-          -- request ids of remote messages already seen (replays are refused); pruned by ts
-          CREATE TABLE IF NOT EXISTS remote_requests (request_id TEXT PRIMARY KEY, ts INTEGER NOT NULL);
-          CREATE INDEX IF NOT EXISTS remote_requests_ts ON remote_requests (ts);
         `);
       }
     } catch (e) {
@@ -306,7 +283,12 @@ export class Store {
    * The broker acknowledged [from, to]: drop those records. `known` is the batch as it was sent
    * (count and body bytes); if eviction took some of it meanwhile, the size is counted again.
    */
-  ack(from: number, to: number, known?: { count: number; bytes: number }): number {
+  ack(from: number, to: number, known?: { count: number; bytes: number }, consumer?: string): number {
+    if (this.ledger.size > 1) {
+      let n = 0;
+      for (const [a, b] of this.ledger.record(consumer ?? '', from, to)) n += this.deleteRange(a, b);
+      return n;
+    }
     if (known && this.deferAcks) {
       // acks arriving together are deleted together, in one transaction, right after this tick
       this.pendingAcks.push({ from, to, ...known });
@@ -319,11 +301,30 @@ export class Store {
       else this.recount();
       return n;
     }
+    return this.deleteRange(from, to);
+  }
+
+  private deleteRange(from: number, to: number): number {
+    this.flushAcks();
     const r = this.stmts.range.get(from, to) as { n: number; b: number };
     if (!r.n) return 0;
     this.stmts.del!.run(from, to);
     this.bytes -= r.b + r.n * ROW_OVERHEAD;
     return r.n;
+  }
+
+  addConsumer(name: string): void {
+    this.ledger.add(name);
+  }
+
+  removeConsumer(name: string): void {
+    const ranges = this.ledger.remove(name);
+    if (this.ledger.size > 0) for (const [a, b] of ranges) this.deleteRange(a, b);
+  }
+
+  /** The upload queue of an uplink that sends periods (HJ 212). */
+  uploads(uplink: string): UploadQueue {
+    return new SqliteUploadQueue(this.db, uplink);
   }
 
   /** Records still held with a seq in [from, to]. */
@@ -416,67 +417,6 @@ export class Store {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM records').get() as { n: number }).n;
   }
 
-  // ---------------------------------------------------------------- aggregates (kept apart from the buffer)
-
-  saveAggregates(rows: { period: string; start: string; device: string; metric: string; mean: number | null; min: number | null; max: number | null; count: number; flag: string }[]): void {
-    if (!rows.length) return;
-    const ins = this.db.prepare(
-      'INSERT OR REPLACE INTO aggregates (period, start, device, metric, mean, min, max, count, flag) VALUES (@period, @start, @device, @metric, @mean, @min, @max, @count, @flag)',
-    );
-    this.db.transaction(() => {
-      for (const r of rows) ins.run(r);
-    })();
-  }
-
-  /** Aggregates of a period with start in [from, to] (ISO), oldest first. */
-  aggregates(period: string, from: string, to: string, device?: string) {
-    return this.db
-      .prepare(`SELECT period, start, device, metric, mean, min, max, count, flag FROM aggregates WHERE period = ? AND start >= ? AND start <= ?${device ? ' AND device = ?' : ''} ORDER BY start, device, metric`)
-      .all(...(device ? [period, from, to, device] : [period, from, to])) as { period: string; start: string; device: string; metric: string; mean: number | null; min: number | null; max: number | null; count: number; flag: string }[];
-  }
-
-  /** Drop aggregates that started before `before` (ISO): at least 35 days are kept. */
-  pruneAggregates(before: string): number {
-    return this.db.prepare('DELETE FROM aggregates WHERE start < ?').run(before).changes;
-  }
-
-  // ---------------------------------------------------------------- config versions
-
-  latestConfig(): ConfigVersion | undefined {
-    return this.db.prepare('SELECT version, ts, source, request_id AS requestId, base_hash AS baseHash, config, note FROM config_versions ORDER BY version DESC LIMIT 1').get() as ConfigVersion | undefined;
-  }
-
-  configHistory(limit = 20): ConfigVersion[] {
-    return this.db.prepare('SELECT version, ts, source, request_id AS requestId, base_hash AS baseHash, config, note FROM config_versions ORDER BY version DESC LIMIT ?').all(limit) as ConfigVersion[];
-  }
-
-  /** Record an applied config; versions only grow; the last `keep` stay. */
-  addConfigVersion(v: Omit<ConfigVersion, 'version' | 'ts'> & { ts?: string }): number {
-    const last = (this.db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM config_versions').get() as { v: number }).v;
-    const version = last + 1;
-    this.db.transaction(() => {
-      this.db
-        .prepare('INSERT INTO config_versions (version, ts, source, request_id, base_hash, config, note) VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(version, v.ts ?? new Date().toISOString(), v.source, v.requestId ?? null, v.baseHash, v.config, v.note ?? null);
-      this.db.prepare('DELETE FROM config_versions WHERE version <= ?').run(version - 20);
-    })();
-    return version;
-  }
-
-  // ---------------------------------------------------------------- remote request ids
-
-  /** True if `id` was not seen before (and remembers it); forgets ids older than `keepMs`. */
-  rememberRequest(id: string, now: number, keepMs: number): boolean {
-    // forgetting is by the indexed ts, and at most once a minute (not on every message of a flood)
-    if (Math.abs(now - this.lastPrune) >= 60_000) {
-      this.lastPrune = now;
-      this.db.prepare('DELETE FROM remote_requests WHERE ts < ?').run(now - keepMs);
-    }
-    // an id seen longer ago than keepMs (not yet pruned) counts as new
-    return this.db.prepare('INSERT INTO remote_requests (request_id, ts) VALUES (?, ?) ON CONFLICT (request_id) DO UPDATE SET ts = excluded.ts WHERE remote_requests.ts < ?').run(id, now, now - keepMs).changes === 1;
-  }
-  private lastPrune = -Infinity;
-
   close(): void {
     if (this.ackRetry) clearTimeout(this.ackRetry);
     try {
@@ -486,14 +426,4 @@ export class Store {
     }
     if (this.db.open) this.db.close();
   }
-}
-
-export function addEviction(a: Eviction | undefined, b: Eviction): Eviction {
-  if (!a) return b;
-  return { telemetry: a.telemetry + b.telemetry, events: a.events + b.events, bytes: a.bytes + b.bytes };
-}
-
-/** The published text of a stored record: the body with its seq first. */
-export function withSeq(r: StoredRecord): string {
-  return r.body.length > 2 ? `{"seq":${r.seq},${r.body.slice(1)}` : `{"seq":${r.seq}}`;
 }

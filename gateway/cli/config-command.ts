@@ -41,7 +41,7 @@ export function registerConfigCommand(program: Command): void {
         const { config: c } = loadConfigFile(o.config);
         if (!existsSync(c.storage.path)) throw new UsageError(`no buffer at ${c.storage.path}: has the gateway run with this config here?`);
         const store = new Store({ path: c.storage.path, maxMB: c.storage.maxMB, readonly: true });
-        const versions = store.configHistory();
+        const versions = store.versions.history();
         store.close();
         if (o.show !== undefined) {
           const v = versions.find((x) => x.version === Number(o.show));

@@ -3,7 +3,7 @@
  *
  * - 2011 real-time values every `rtdIntervalS` while connected (not stored: real-time is real-time).
  * - 2051 / 2061 / 2031 minute, hour and day data: every closed period is queued in SQLite
- *   (`hj212_uploads`) and sent oldest first; with `ackRequired` each waits for 9014 (10 s, 3 tries,
+ *   (its own upload queue, `store.uploads('hj212')`) and sent oldest first; with `ackRequired` each waits for 9014 (10 s, 3 tries,
  *   then the connection is dropped and rebuilt), and only an acknowledged period leaves the queue,
  *   so an outage is filled from the stored aggregates after reconnecting, nothing twice after its ack.
  * - Platform requests: 1011/1012 time, 1061/1062 real-time interval, 1063/1064 minute interval,
@@ -16,7 +16,9 @@ import { periodBounds, zoneOffsetMs, type Aggregate, type Period } from '../aggr
 import type { Config, Metric } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Flag } from '../reading.js';
-import type { Store } from '../store.js';
+import { Backoff } from '../../drivers/reopen.js';
+import type { AggregateStore, Upload, UploadQueue } from '../store-tables.js';
+import type { Uplink } from '../uplink/uplink.js';
 import { Hj212Error, buildPackets, cpValue, decodePacket, field, hjTime, splitStream, type CpGroup, type Hj212Packet } from './codec.js';
 import { hj212Codes } from '../metrics.js';
 import { CN, PERIOD_CN, hjNumber, reply } from './protocol.js';
@@ -25,7 +27,10 @@ export interface Hj212UplinkOptions {
   cfg: Config['hj212'];
   mn: string;
   timeZone: string;
-  store: Store;
+  /** the stored aggregates it reports from */
+  aggregates: AggregateStore;
+  /** its own queue of periods to send (`store.uploads(name)`) */
+  queue: UploadQueue;
   now: () => number;
   logger: Logger;
   /** metric → device whose values are reported */
@@ -47,12 +52,14 @@ export function parseHjTime(s: string, timeZone: string): number {
   return utc - zoneOffsetMs(utc, timeZone);
 }
 
-export class Hj212Uplink extends EventEmitter {
+export class Hj212Uplink extends EventEmitter implements Uplink {
+  readonly name = 'hj212';
+  readonly takes = 'aggregates';
   private socket: net.Socket | undefined;
-  private connected = false;
+  private linkUp = false;
   private stopped = false;
   private rx: Buffer = Buffer.alloc(0);
-  private backoff: number;
+  private readonly backoff: Backoff;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private sending = false;
   private waiting: { qn: string; resolve: (ok: boolean) => void } | undefined;
@@ -67,15 +74,18 @@ export class Hj212Uplink extends EventEmitter {
 
   constructor(private readonly o: Hj212UplinkOptions) {
     super();
-    this.backoff = o.reconnectMinMs ?? 1000;
+    this.backoff = new Backoff(o.reconnectMinMs ?? 1000, 60_000);
     this.rtdIntervalS = o.cfg.rtdIntervalS;
     this.minIntervalMin = o.cfg.minIntervalMin;
     this.ackTimeoutMs = o.ackTimeoutMs ?? 10_000;
-    o.store.db.exec('CREATE TABLE IF NOT EXISTS hj212_uploads (cn TEXT NOT NULL, start TEXT NOT NULL, acked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (cn, start))');
+  }
+
+  get connected(): boolean {
+    return this.linkUp;
   }
 
   get isConnected(): boolean {
-    return this.connected;
+    return this.linkUp;
   }
 
   start(): void {
@@ -88,9 +98,9 @@ export class Hj212Uplink extends EventEmitter {
     this.socket = s;
     s.setNoDelay(true);
     s.on('connect', () => {
-      this.connected = true;
+      this.linkUp = true;
       this.counters.connects++;
-      this.backoff = this.o.reconnectMinMs ?? 1000;
+      this.backoff.reset();
       this.rx = Buffer.alloc(0);
       this.o.logger.info({ host: this.o.cfg.host, port: this.o.cfg.port }, 'HJ 212 platform connected');
       this.emit('connect');
@@ -99,13 +109,12 @@ export class Hj212Uplink extends EventEmitter {
     s.on('data', (d) => this.onData(d));
     s.on('error', (e) => this.o.logger.warn({ err: e.message }, `HJ 212 platform: ${e.message}`));
     s.on('close', () => {
-      const was = this.connected;
-      this.connected = false;
+      const was = this.linkUp;
+      this.linkUp = false;
       this.waiting?.resolve(false);
       if (was) this.emit('disconnect');
       if (this.stopped) return;
-      this.reconnectTimer = setTimeout(() => this.connect(), this.backoff);
-      this.backoff = Math.min(this.backoff * 2, 60_000);
+      this.reconnectTimer = setTimeout(() => this.connect(), this.backoff.next());
     });
   }
 
@@ -125,7 +134,7 @@ export class Hj212Uplink extends EventEmitter {
   }
 
   private write(text: string): void {
-    if (this.connected) this.socket?.write(text);
+    if (this.linkUp) this.socket?.write(text);
   }
 
   private head(qn: string, cn: string, ack: boolean) {
@@ -136,7 +145,7 @@ export class Hj212Uplink extends EventEmitter {
 
   /** Called on the gateway's tick. */
   tick(now: number): void {
-    if (!this.connected || !this.rtdOn || now < this.nextRtd) return;
+    if (!this.linkUp || !this.rtdOn || now < this.nextRtd) return;
     const latest = this.o.latest();
     const groups: CpGroup[] = [[['DataTime', hjTime(now, this.o.timeZone)]]];
     for (const [metric, code] of Object.entries(hj212Codes())) {
@@ -157,26 +166,26 @@ export class Hj212Uplink extends EventEmitter {
 
   /** Closed aggregates: queue the periods that HJ 212 reports. */
   onAggregates(list: Aggregate[]): void {
-    const ins = this.o.store.db.prepare('INSERT OR IGNORE INTO hj212_uploads (cn, start) VALUES (?, ?)');
-    let any = false;
+    const ups: Upload[] = [];
     for (const a of list) {
       if (!Object.values(this.o.sources).includes(a.device) || !hj212Codes()[a.metric]) continue;
       if (a.period === 'minute') {
         // 2051 covers minIntervalMin minutes: queue it when the last minute of the interval closes
         const minuteOfDay = Math.round((a.start - periodBounds('day', a.start, this.o.timeZone).start) / 60_000);
         if ((minuteOfDay + 1) % this.minIntervalMin !== 0) continue;
-        ins.run(CN.minute, new Date(a.start - (this.minIntervalMin - 1) * 60_000).toISOString());
-      } else ins.run(PERIOD_CN[a.period], new Date(a.start).toISOString());
-      any = true;
+        ups.push({ cn: CN.minute, start: new Date(a.start - (this.minIntervalMin - 1) * 60_000).toISOString() });
+      } else ups.push({ cn: PERIOD_CN[a.period], start: new Date(a.start).toISOString() });
     }
-    if (any) void this.drain();
+    if (!ups.length) return;
+    this.o.queue.enqueue(ups);
+    void this.drain();
   }
 
   /** CP groups of one period from the stored aggregates of the source devices. */
   private periodGroups(period: Period, startIso: string, spanMin = 1): CpGroup[] | undefined {
     const start = Date.parse(startIso);
     const end = period === 'minute' ? start + spanMin * 60_000 - 1 : start;
-    const rows = this.o.store.aggregates(period, startIso, new Date(end).toISOString());
+    const rows = this.o.aggregates.range(period, startIso, new Date(end).toISOString());
     const groups: CpGroup[] = [[['DataTime', hjTime(start, this.o.timeZone)]]];
     for (const [metric, code] of Object.entries(hj212Codes())) {
       const dev = this.o.sources[metric as Metric];
@@ -196,19 +205,15 @@ export class Hj212Uplink extends EventEmitter {
     return groups.length > 1 ? groups : undefined;
   }
 
-  private nextUpload(): { cn: string; start: string } | undefined {
-    return this.o.store.db.prepare('SELECT cn, start FROM hj212_uploads WHERE acked = 0 ORDER BY start, cn LIMIT 1').get() as { cn: string; start: string } | undefined;
-  }
-
-  private markAcked(u: { cn: string; start: string }): void {
-    this.o.store.db.prepare('UPDATE hj212_uploads SET acked = 1 WHERE cn = ? AND start = ?').run(u.cn, u.start);
+  private markAcked(u: Upload): void {
+    this.o.queue.ack(u);
     // keep 40 days of the log of what was sent
-    this.o.store.db.prepare('DELETE FROM hj212_uploads WHERE acked = 1 AND start < ?').run(new Date(this.o.now() - 40 * 86_400_000).toISOString());
+    this.o.queue.prune(new Date(this.o.now() - 40 * 86_400_000).toISOString());
   }
 
   /** Unacknowledged periods, oldest first (what an outage left behind). */
-  pending(): { cn: string; start: string }[] {
-    return this.o.store.db.prepare('SELECT cn, start FROM hj212_uploads WHERE acked = 0 ORDER BY start, cn').all() as { cn: string; start: string }[];
+  pending(): Upload[] {
+    return this.o.queue.pending();
   }
 
   /** Send queued periods one by one while connected. */
@@ -216,8 +221,8 @@ export class Hj212Uplink extends EventEmitter {
     if (this.sending) return;
     this.sending = true;
     try {
-      while (this.connected && !this.stopped) {
-        const u = this.nextUpload();
+      while (this.linkUp && !this.stopped) {
+        const u = this.o.queue.next();
         if (!u) break;
         const period = PERIOD_OF_CN[u.cn]!;
         const groups = this.periodGroups(period, u.start, period === 'minute' ? this.minIntervalMin : 1);
@@ -244,7 +249,7 @@ export class Hj212Uplink extends EventEmitter {
     const ack = this.o.cfg.ackRequired;
     const tries = this.o.tries ?? 3;
     for (let i = 0; i < tries; i++) {
-      if (!this.connected) return false;
+      if (!this.linkUp) return false;
       const qn = this.newQn();
       const packets = buildPackets(this.head(qn, cn, ack), groups);
       const acked = ack ? new Promise<boolean>((resolve) => (this.waiting = { qn, resolve })) : Promise.resolve(true);
@@ -255,7 +260,7 @@ export class Hj212Uplink extends EventEmitter {
       const got = await Promise.race([acked, timer]);
       this.waiting = undefined;
       if (got) return true;
-      if (!this.connected) return false;
+      if (!this.linkUp) return false;
       this.counters.retries++;
     }
     this.o.logger.warn({ cn, tries }, 'HJ 212: no 9014 after every try; reconnecting');
@@ -342,7 +347,7 @@ export class Hj212Uplink extends EventEmitter {
         try {
           const from = parseHjTime(cpValue(p, 'BeginTime') ?? '', this.o.timeZone);
           const to = parseHjTime(cpValue(p, 'EndTime') ?? '', this.o.timeZone);
-          const starts = [...new Set(this.o.store.aggregates(period, new Date(from).toISOString(), new Date(to).toISOString()).map((r) => r.start))];
+          const starts = [...new Set(this.o.aggregates.range(period, new Date(from).toISOString(), new Date(to).toISOString()).map((r) => r.start))];
           for (const s of starts) {
             const groups = this.periodGroups(period, s);
             if (groups) send(cn, groups);

@@ -10,14 +10,17 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { Backoff } from '../../drivers/reopen.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { withSeq, type Store, type StoredRecord } from '../store.js';
+import { withSeq, type RecordBuffer, type StoredRecord } from '../record-buffer.js';
+import type { Uplink } from './uplink.js';
 
 export interface MqttUplinkOptions {
   mqtt: Config['mqtt'];
   gatewayId: string;
-  store: Store;
+  /** the record buffer it drains (as consumer `name`) */
+  store: RecordBuffer & { deferAcks?: boolean };
   logger: Logger;
   version: string;
   startedAt: string;
@@ -30,7 +33,9 @@ export function topicPrefix(c: Pick<Config['mqtt'], 'topicPrefix'>, gatewayId: s
   return `${c.topicPrefix}/${gatewayId}`;
 }
 
-export class MqttUplink extends EventEmitter {
+export class MqttUplink extends EventEmitter implements Uplink {
+  readonly name = 'mqtt';
+  readonly takes = 'records';
   readonly prefix: string;
   private client: MqttClient | undefined;
   private cursor = 0;
@@ -40,6 +45,7 @@ export class MqttUplink extends EventEmitter {
   private state: unknown;
   private config: unknown;
   private stopping = false;
+  private readonly backoff: Backoff;
   private backoffMs: number;
   readonly counters = { published: 0, acked: 0, batches: 0, connects: 0, disconnects: 0 };
 
@@ -47,8 +53,10 @@ export class MqttUplink extends EventEmitter {
     super();
     this.prefix = topicPrefix(o.mqtt, o.gatewayId);
     this.window = o.window ?? 16;
-    this.backoffMs = o.reconnectMinMs ?? 1000;
+    this.backoff = new Backoff(o.reconnectMinMs ?? 1000, o.mqtt.reconnectMaxS * 1000);
+    this.backoffMs = this.backoff.initialMs;
     o.store.deferAcks = true;
+    o.store.addConsumer(this.name);
   }
 
   get connected(): boolean {
@@ -86,7 +94,8 @@ export class MqttUplink extends EventEmitter {
     const log = this.o.logger;
     client.on('connect', () => {
       this.counters.connects++;
-      this.backoffMs = this.o.reconnectMinMs ?? 1000;
+      this.backoff.reset();
+      this.backoffMs = this.backoff.initialMs;
       client.options.reconnectPeriod = this.backoffMs;
       log.info({ url: m.url }, 'broker connected');
       this.publishRetained('status', this.statusPayload('online'));
@@ -98,8 +107,8 @@ export class MqttUplink extends EventEmitter {
     client.on('close', () => {
       if (this.stopping) return;
       this.counters.disconnects++;
-      // exponential backoff between attempts, up to mqtt.reconnectMaxS
-      this.backoffMs = Math.min(this.backoffMs * 2, m.reconnectMaxS * 1000);
+      // exponential backoff with full jitter between attempts, up to mqtt.reconnectMaxS
+      this.backoffMs = Math.max(1, this.backoff.next());
       client.options.reconnectPeriod = this.backoffMs;
       this.emit('disconnect');
     });
@@ -192,7 +201,7 @@ export class MqttUplink extends EventEmitter {
         if (!this.stopping) this.o.logger.warn({ err: err.message, first, last }, 'publish failed; will resend from the buffer');
         this.cursor = Math.min(this.cursor, first - 1);
       } else {
-        this.o.store.ack(first, last, { count, bytes });
+        this.o.store.ack(first, last, { count, bytes }, this.name);
         this.counters.acked += count;
         this.emit('acked', first, last);
       }

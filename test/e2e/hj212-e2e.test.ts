@@ -99,7 +99,7 @@ describe('HJ 212 uplink', () => {
     expect(new Set(keys).size).toBe(keys.length);
 
     // back-fill: ask for the hours of a window; exactly the stored ones come back, between 9011 and 9012
-    const stored = r.gw.store.aggregates('hour', new Date(outFrom - 3600_000).toISOString(), new Date(r.now()).toISOString(), 'head');
+    const stored = r.gw.store.aggs.range('hour', new Date(outFrom - 3600_000).toISOString(), new Date(r.now()).toISOString(), 'head');
     const hours = [...new Set(stored.map((x) => x.start))];
     expect(hours.length).toBeGreaterThanOrEqual(2);
     const n = platform.received.length;

@@ -64,7 +64,7 @@ describe('the metric catalog', () => {
     // aggregated (stored and published)
     const agg = rig.sub.on('aggregates').find((m) => m.payload.device === 'ozone' && m.payload.period === 'minute')!.payload as { metrics: Record<string, { mean: number; valid: boolean }> };
     expect(agg.metrics.o3).toMatchObject({ valid: true });
-    const rows = rig.gw.store.aggregates('minute', '2026-06-01T00:00:00.000Z', '2026-06-02T00:00:00.000Z', 'ozone');
+    const rows = rig.gw.store.aggs.range('minute', '2026-06-01T00:00:00.000Z', '2026-06-02T00:00:00.000Z', 'ozone');
     expect(rows.some((x) => x.metric === 'o3' && x.mean !== null)).toBe(true);
     // sent to the HJ 212 platform under its code, in real time and as the minute's average
     await waitFor(() => platform.received.some((x) => x.cn === '2051' && cpValue(x.packet, 'a05024-Avg') !== undefined), 30_000, 100);

@@ -168,7 +168,7 @@ describe('remote config', () => {
     gw = await f.gateway('remote-site-0002', { dir });
     expect(gw.version).toBe(v0 + 1);
     expect(gw.config.rules.dustAlarm.pm10.warn).toBe(80);
-    const history = gw.store.configHistory();
+    const history = gw.store.versions.history();
     expect(history.map((h) => [h.version, h.source, h.requestId])).toEqual([
       [v0 + 1, 'remote', 'good-1'],
       [v0, 'file', null],

@@ -95,7 +95,7 @@ describe('aggregates in the gateway', () => {
       expect(hour.start).toBe('2026-06-01T01:00:00.000Z');
       expect(hour.metrics.pm10).toMatchObject({ valid: false, flag: 'B' });
       expect(hour.aqi).toBeNull();
-      const stored = rig.gw.store.aggregates('minute', '2026-06-01T00:00:00.000Z', '2026-06-02T00:00:00.000Z', 'head');
+      const stored = rig.gw.store.aggs.range('minute', '2026-06-01T00:00:00.000Z', '2026-06-02T00:00:00.000Z', 'head');
       expect(stored.filter((r) => r.metric === 'pm10').length).toBeGreaterThan(1);
     } finally {
       await rig.stop();
@@ -114,7 +114,7 @@ describe('annual report', () => {
     const gw = new Gateway({ loaded, logger: pino({ level: 'silent' }) });
     try {
       const day = (iso: string, metric: string, mean: number, count = 24, flag = 'N') => ({ period: 'day', start: new Date(cst(`${iso}T00:00:00`)).toISOString(), device: 'head', metric, mean, min: mean, max: mean, count, flag });
-      gw.store.saveAggregates([
+      gw.store.aggs.save([
         day('2025-12-31', 'pm10', 500), // last year: not counted
         day('2026-01-01', 'pm10', 80),
         day('2026-01-02', 'pm10', 100),

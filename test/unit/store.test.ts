@@ -108,14 +108,14 @@ describe('dustgate buffer export', () => {
 describe('config versions', () => {
   it('versions only grow and the last 20 are kept', () => {
     const s = new Store({ path: path.join(tempDir('versions'), 'b.db'), maxMB: 1 });
-    for (let i = 0; i < 25; i++) s.addConfigVersion({ source: i ? 'remote' : 'file', baseHash: 'h', config: `{"i":${i}}`, requestId: i ? `r${i}` : null });
-    const h = s.configHistory(100);
+    for (let i = 0; i < 25; i++) s.versions.add({ source: i ? 'remote' : 'file', baseHash: 'h', config: `{"i":${i}}`, requestId: i ? `r${i}` : null });
+    const h = s.versions.history(100);
     expect(h).toHaveLength(20);
     expect(h[0]).toMatchObject({ version: 25, source: 'remote', requestId: 'r24', config: '{"i":24}' });
     expect(h.at(-1)!.version).toBe(6);
-    expect(s.rememberRequest('x', 1000, 500)).toBe(true);
-    expect(s.rememberRequest('x', 1200, 500)).toBe(false);
-    expect(s.rememberRequest('x', 2000, 500)).toBe(true); // forgotten after keepMs
+    expect(s.replay.remember('x', 1000, 500)).toBe(true);
+    expect(s.replay.remember('x', 1200, 500)).toBe(false);
+    expect(s.replay.remember('x', 2000, 500)).toBe(true); // forgotten after keepMs
     s.close();
   });
 });
