@@ -30,6 +30,7 @@ import type { MqttUplink } from './uplink/mqtt.js';
 import type { Uplink } from './uplink/uplink.js';
 import { hj212Uplink, mqttUplink } from './uplinks.js';
 import { VERSION } from './version.js';
+import { WARN_EVENTS, type EventOrigin } from './contract.js';
 
 export { resolveSources } from './runtime.js';
 export type { ApplyMeta, ApplyResult, ConfigChange } from './config-apply.js';
@@ -53,9 +54,7 @@ export interface GatewayOptions {
   http?: boolean;
 }
 
-export interface GatewayEvent extends RuleEvent {
-  seq?: number;
-}
+export type GatewayEvent = RuleEvent & { seq?: number };
 
 export class Gateway extends EventEmitter implements ApplyHost {
   config: Config;
@@ -311,7 +310,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
     const { seqs, eviction } = this.storage.appendEvents(bodies);
     events.forEach((e, i) => {
       this.counters.events++;
-      const lvl = e.type === 'output_fault' || e.type === 'sprinkler_blocked' || e.type === 'buffer_overflow' || e.type === 'remote_refused' || e.type === 'storage_error' || e.type === 'output_unmapped' ? 'warn' : 'info';
+      const lvl = WARN_EVENTS.has(e.type) ? 'warn' : 'info';
       this.logger[lvl]({ event: e.type, seq: seqs[i], data: { ...e, ts: undefined, type: undefined } }, `event ${e.type}`);
       this.emit('event', { ...e, seq: seqs[i] } satisfies GatewayEvent);
     });
@@ -380,7 +379,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
   }
 
   /** Set the alert level (remote command): its profile applies from now on, and survives a restart. */
-  setAlertLevel(level: Parameters<RulesEngine['setAlertLevel']>[0], why: Record<string, unknown> = {}): void {
+  setAlertLevel(level: Parameters<RulesEngine['setAlertLevel']>[0], why: EventOrigin = {}): void {
     this.engine.setAlertLevel(level, this.clock.mono(), why);
     this.dataPath('alert level', () => this.store.setMeta('alertLevel', level));
     this.handle(this.engine.evaluate(this.clock.mono()));

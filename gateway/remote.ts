@@ -12,6 +12,7 @@ import type { Clock } from './clock.js';
 import type { ApplyMeta, ApplyResult, ConfigChange } from './config-apply.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
+import { COMMANDS, TOPIC, topics, type CommandName, type EventOrigin, type ResultTopic } from './contract.js';
 import type { OutputRequestResult, RuleEvent } from './rules/engine.js';
 import type { ConfigVersions, ReplayIds } from './store-tables.js';
 
@@ -29,22 +30,20 @@ export interface RemoteHost {
   now(): number;
   record(events: RuleEvent[]): void;
   applyConfigs(items: { change: ConfigChange; meta: ApplyMeta }[]): Promise<ApplyResult[]>;
-  setAlertLevel(level: AlertLevel, why: Record<string, unknown>): void;
+  setAlertLevel(level: AlertLevel, why: EventOrigin): void;
   requestOutput(name: string, on: boolean, opts: { durationS?: number; by?: string; requestId?: string }): OutputRequestResult;
   /** Send the buffered records of [from, to] again; how many. */
   republish(from: number, to: number): number;
 }
 
 /** Where the answers go: `config/result` or `cmd/result` under the gateway's prefix (the gateway publishes them). */
-export type Reply = (topic: 'config/result' | 'cmd/result', payload: string) => void;
+export type Reply = (topic: ResultTopic, payload: string) => void;
 import { flagValues } from './reading.js';
 
 export const MAX_PAYLOAD = 1024 * 1024;
 /** A config is a few levels deep; a message nested deeper is refused before anything recurses into it. */
 export const MAX_DEPTH = 32;
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
-const COMMANDS = ['output', 'alert', 'read', 'republish', 'ping', 'history'] as const;
-type CommandName = (typeof COMMANDS)[number];
 
 export interface RemoteRefusal {
   code: string;
@@ -85,25 +84,24 @@ export class RemoteHandler {
   /** Topics to subscribe to. */
   topics(): string[] {
     const c = this.gw.config;
-    const P = `${c.mqtt.topicPrefix}/${c.gateway.id}`;
-    const t = [`${P}/config/set`, `${P}/cmd/+`, `${c.mqtt.topicPrefix}/_all/cmd/+`];
-    if (c.mqtt.group) t.push(`${c.mqtt.topicPrefix}/_group/${c.mqtt.group}/cmd/+`);
+    const p = c.mqtt.topicPrefix;
+    const t = [topics.of(p, c.gateway.id, TOPIC.configSet), topics.cmd(p, c.gateway.id, '+'), topics.cmdAll(p, '+')];
+    if (c.mqtt.group) t.push(topics.cmdGroup(p, c.mqtt.group, '+'));
     return t;
   }
 
   /** What a topic asks for, or undefined if it is not ours. */
   private route(topic: string): { kind: 'config' } | { kind: 'cmd'; name: string; scope: 'gateway' | 'group' | 'all' } | undefined {
     const c = this.gw.config;
-    const P = `${this.prefix}/${c.gateway.id}`;
-    if (topic === `${P}/config/set`) return { kind: 'config' };
-    const tail = (base: string) => (topic.startsWith(`${base}/cmd/`) ? topic.slice(base.length + 5) : undefined);
-    let name = tail(P);
+    if (topic === topics.of(this.prefix, c.gateway.id, TOPIC.configSet)) return { kind: 'config' };
+    const tail = (cmdTopic: string) => (topic.startsWith(cmdTopic) ? topic.slice(cmdTopic.length) : undefined);
+    let name = tail(topics.cmd(this.prefix, c.gateway.id, ''));
     if (name === 'result') return undefined; // our own answers (P/cmd/+ matches them too)
     if (name !== undefined) return { kind: 'cmd', name, scope: 'gateway' };
-    name = tail(`${this.prefix}/_all`);
+    name = tail(topics.cmdAll(this.prefix, ''));
     if (name !== undefined) return { kind: 'cmd', name, scope: 'all' };
     if (c.mqtt.group) {
-      name = tail(`${this.prefix}/_group/${c.mqtt.group}`);
+      name = tail(topics.cmdGroup(this.prefix, c.mqtt.group, ''));
       if (name !== undefined) return { kind: 'cmd', name, scope: 'group' };
     }
     return undefined;
@@ -225,7 +223,7 @@ export class RemoteHandler {
     const command = route.kind === 'config' ? 'config' : route.name;
     const r = this.gw.config.remote;
     const message = code === 'rate_limited' ? `more than ${r.maxPerS} remote messages a second (remote.maxPerS): send it again later` : `${r.maxQueue} remote messages are waiting (remote.maxQueue): send it again later`;
-    this.answerRefusal(route.kind === 'config' ? 'config/result' : 'cmd/result', command, requestId, { code, message });
+    this.answerRefusal(route.kind === 'config' ? TOPIC.configResult : TOPIC.cmdResult, command, requestId, { code, message });
     const f = this.flood;
     f.count++;
     f.codes.add(code);
@@ -234,7 +232,7 @@ export class RemoteHandler {
       const { count, requestIds, codes } = this.flood;
       this.flood = { count: 0, requestIds: [], codes: new Set() };
       this.gw.logger.warn({ count, codes: [...codes] }, `remote: ${count} messages refused in the last second (${[...codes].join(', ')})`);
-      this.gw.record([{ type: 'remote_refused', ts: this.gw.now(), requestId: null, topic, command: 'many', code: [...codes][0], count, requestIds, reason: `${count} messages refused: ${message}` }]);
+      this.gw.record([{ type: 'remote_refused', ts: this.gw.now(), requestId: null, topic, command: 'many', code: [...codes][0]!, count, requestIds, reason: `${count} messages refused: ${message}` }]);
     }, 1000);
   }
 
@@ -243,7 +241,7 @@ export class RemoteHandler {
     const route = this.route(topic);
     if (!route) return undefined;
     const command = route.kind === 'config' ? 'config' : route.name;
-    const resultTopic = route.kind === 'config' ? 'config/result' : 'cmd/result';
+    const resultTopic = route.kind === 'config' ? TOPIC.configResult : TOPIC.cmdResult;
     let body: Record<string, unknown>;
     try {
       body = this.open(payload);
@@ -272,19 +270,9 @@ export class RemoteHandler {
     ok.forEach(({ m, a }, i) => {
       const res = results[i]!;
       const reason = res.ok ? undefined : res.errors?.map((x) => (x.path ? `${x.path}: ${x.message}` : x.message)).join('; ');
-      this.gw.record([
-        {
-          type: res.ok ? 'remote_accepted' : 'remote_refused',
-          ts: this.gw.now(),
-          requestId: a.requestId,
-          topic: m.topic,
-          command: 'config',
-          by: a.by,
-          version: res.version,
-          ...(res.ok ? {} : { code: res.rolledBack ? 'rolled_back' : 'invalid_config', reason }),
-        },
-      ]);
-      this.reply('config/result', JSON.stringify({ requestId: a.requestId, ok: res.ok, version: res.version, ...(res.errors ? { errors: res.errors } : {}), ...(res.rolledBack ? { rolledBack: true } : {}) }));
+      const base = { ts: this.gw.now(), requestId: a.requestId, topic: m.topic, command: 'config', by: a.by, version: res.version };
+      this.gw.record([res.ok ? { type: 'remote_accepted', ...base } : { type: 'remote_refused', ...base, code: res.rolledBack ? 'rolled_back' : 'invalid_config', reason: reason ?? '' }]);
+      this.reply(TOPIC.configResult, JSON.stringify({ requestId: a.requestId, ok: res.ok, version: res.version, ...(res.errors ? { errors: res.errors } : {}), ...(res.rolledBack ? { rolledBack: true } : {}) }));
     });
   }
 
@@ -301,7 +289,7 @@ export class RemoteHandler {
     const out = await this.command(command, body, { requestId, by, topic });
     if (out.ok) this.gw.record([{ type: 'remote_accepted', ts: this.gw.now(), requestId, topic, command, by, scope: a.route.scope }]);
     else this.gw.record([{ type: 'remote_refused', ts: this.gw.now(), requestId, topic, command, by, scope: a.route.scope, code: out.error.code, reason: out.error.message }]);
-    this.reply('cmd/result', JSON.stringify({ requestId, command, ...out }));
+    this.reply(TOPIC.cmdResult, JSON.stringify({ requestId, command, ...out }));
   }
 
   stop(): void {
@@ -309,15 +297,15 @@ export class RemoteHandler {
     this.queue = [];
   }
 
-  private refused(topic: string, command: string, requestId: string | undefined, error: RemoteRefusal, resultTopic: 'config/result' | 'cmd/result'): void {
+  private refused(topic: string, command: string, requestId: string | undefined, error: RemoteRefusal, resultTopic: ResultTopic): void {
     this.gw.logger.warn({ topic, command, requestId, code: error.code }, `remote ${command} refused: ${error.message}`);
     this.gw.record([{ type: 'remote_refused', ts: this.gw.now(), requestId: requestId ?? null, topic, command, code: error.code, reason: error.message }]);
     this.answerRefusal(resultTopic, command, requestId, error);
   }
 
   /** A refusal on the result topic: config results carry it as an error with an empty path. */
-  private answerRefusal(resultTopic: 'config/result' | 'cmd/result', command: string, requestId: string | undefined, error: RemoteRefusal): void {
-    if (resultTopic === 'config/result') this.reply(resultTopic, JSON.stringify({ requestId: requestId ?? null, ok: false, version: this.gw.version, errors: [{ path: '', message: `${error.code}: ${error.message}` }] }));
+  private answerRefusal(resultTopic: ResultTopic, command: string, requestId: string | undefined, error: RemoteRefusal): void {
+    if (resultTopic === TOPIC.configResult) this.reply(resultTopic, JSON.stringify({ requestId: requestId ?? null, ok: false, version: this.gw.version, errors: [{ path: '', message: `${error.code}: ${error.message}` }] }));
     else this.reply(resultTopic, JSON.stringify({ requestId: requestId ?? null, command, ok: false, error }));
   }
 

@@ -8,6 +8,7 @@ import { aqi, type AqiStandard } from './aqi.js';
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import type { Uplink } from './uplink/uplink.js';
+import { TOPIC } from './contract.js';
 import type { Store } from './store.js';
 import type { MqttUplink } from './uplink/mqtt.js';
 
@@ -46,7 +47,7 @@ export class AggregateReports {
       if (period !== 'minute') msg.aqi = aqi(conc, this.gw.config.aqi.standard as AqiStandard);
       if (period === 'day') msg.annual = this.annualReport(device, start);
       this.gw.emit('aggregates', msg);
-      this.gw.uplink?.publish('aggregates', JSON.stringify(msg));
+      this.gw.uplink?.publish(TOPIC.aggregates, JSON.stringify(msg));
     }
     if (list.some((a) => a.period === 'day')) this.gw.dataPath('aggregates prune', () => this.gw.store.aggs.prune(new Date(this.gw.now() - 40 * 86_400_000).toISOString()));
   }

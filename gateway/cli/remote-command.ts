@@ -4,6 +4,7 @@
  * signing key come from flags or an operator file (`--operator FILE`, or $DUSTGATE_OPERATOR, or
  * ~/.config/dustgate/operator.yaml).
  */
+import { TOPIC, topics, type PublishedEvent, type Topic } from '../contract.js';
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -182,8 +183,8 @@ function targetTopic(c: Ctx, o: { gateway?: string; group?: string; all?: boolea
   const n = [o.gateway, o.group, o.all].filter(Boolean).length;
   if (n !== 1) throw new UsageError('say which gateways: exactly one of --gateway ID, --group CITY or --all');
   const P = c.op.prefix;
-  if (o.gateway) return { topic: `${P}/${o.gateway}/cmd/${name}`, results: `${P}/${o.gateway}/cmd/result`, fleet: false };
-  return { topic: o.group ? `${P}/_group/${o.group}/cmd/${name}` : `${P}/_all/cmd/${name}`, results: `${P}/+/cmd/result`, fleet: true };
+  if (o.gateway) return { topic: topics.cmd(P, o.gateway, name), results: topics.of(P, o.gateway, TOPIC.cmdResult), fleet: false };
+  return { topic: o.group ? topics.cmdGroup(P, o.group, name) : topics.cmdAll(P, name), results: topics.of(P, '+', TOPIC.cmdResult), fleet: true };
 }
 
 /** Print answers; exit 1 when any is a refusal or none came. */
@@ -261,8 +262,8 @@ export function registerRemoteCommand(program: Command): void {
       patch = deepMerge(patch, patchFromPairs(pairs));
       if (!Object.keys(patch).length) throw new UsageError('nothing to change: give PATH=VALUE pairs or --file');
       await session(o, async (c) => {
-        const P = `${c.op.prefix}/${o.gateway}`;
-        const { answers } = await request(c, `${P}/config/set`, `${P}/config/result`, { patch }, { expect: 1 });
+        const at = (t: Topic) => topics.of(c.op.prefix, o.gateway, t);
+        const { answers } = await request(c, at(TOPIC.configSet), at(TOPIC.configResult), { patch }, { expect: 1 });
         report(c, answers, 'config set', (p) => `applied, version ${p.version}`);
       });
     }),
@@ -270,8 +271,7 @@ export function registerRemoteCommand(program: Command): void {
   common(config.command('history').description('list a gateway\'s last config versions').requiredOption('--gateway <id>', 'gateway id')).action(
     action(async (o: CommonOpts & { gateway: string }) => {
       await session(o, async (c) => {
-        const P = `${c.op.prefix}/${o.gateway}`;
-        const { answers } = await request(c, `${P}/cmd/history`, `${P}/cmd/result`, {}, { expect: 1 });
+        const { answers } = await request(c, topics.cmd(c.op.prefix, o.gateway, 'history'), topics.of(c.op.prefix, o.gateway, TOPIC.cmdResult), {}, { expect: 1 });
         report(c, answers, 'config history', (p) =>
           [`current version ${p.version}`, ...(p.versions as { version: number; ts: string; source: string; requestId: string | null }[]).map((v) => `  ${String(v.version).padEnd(6)} ${v.ts}  ${v.source.padEnd(8)} ${v.requestId ?? '-'}`)].join('\n'),
         );
@@ -310,8 +310,7 @@ export function registerRemoteCommand(program: Command): void {
       if (state !== 'on' && state !== 'off') throw new UsageError(`state: expected on or off, got "${state}"`);
       const durationS = o.for ? parseDuration(o.for, '--for') : undefined;
       await session(o, async (c) => {
-        const P = `${c.op.prefix}/${o.gateway}`;
-        const { answers } = await request(c, `${P}/cmd/output`, `${P}/cmd/result`, { output: name, state, ...(durationS ? { durationS } : {}) }, { expect: 1 });
+        const { answers } = await request(c, topics.cmd(c.op.prefix, o.gateway, 'output'), topics.of(c.op.prefix, o.gateway, TOPIC.cmdResult), { output: name, state, ...(durationS ? { durationS } : {}) }, { expect: 1 });
         report(c, answers, `output ${name} ${state}`, (p) => `${p.output} ${p.state}${durationS ? ` for ${durationS} s` : ''}`);
       });
     }),
@@ -339,7 +338,7 @@ export function registerRemoteCommand(program: Command): void {
         }
         const gw = gatewayOf(topic, P) ?? '?';
         const kind = topic.slice(P.length + gw.length + 2);
-        if (kind === 'config') {
+        if (kind === TOPIC.config) {
           groups.set(gw, String((m.mqtt as { group?: string } | undefined)?.group ?? ''));
           return;
         }
@@ -350,7 +349,7 @@ export function registerRemoteCommand(program: Command): void {
         }
         for (const line of describeMessage(kind, m)) process.stdout.write(`${line.ts.slice(11, 19)} ${gw.padEnd(20)} ${line.text}\n`);
       });
-      await client.subscribeAsync([`${P}/${who}/events`, `${P}/${who}/state`, `${P}/${who}/status`, `${P}/${who}/cmd/result`, `${P}/${who}/config/result`, `${P}/${who}/config`], { qos: 1 });
+      await client.subscribeAsync(WATCHED.map((t) => topics.of(P, who, t)), { qos: 1 });
       process.stderr.write(`watching ${o.gateway ? `gateway ${o.gateway}` : o.group ? `group ${o.group}` : 'every gateway'} on ${op.broker} (Ctrl-C to stop)\n`);
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
       await client.endAsync(true);
@@ -359,10 +358,13 @@ export function registerRemoteCommand(program: Command): void {
 }
 
 /** One readable line per event, state, status or result. */
+/** What `dustgate remote watch` shows. */
+const WATCHED: Topic[] = [TOPIC.events, TOPIC.state, TOPIC.status, TOPIC.cmdResult, TOPIC.configResult, TOPIC.config];
+
 export function describeMessage(kind: string, m: Record<string, unknown>): { ts: string; text: string }[] {
   const now = new Date().toISOString();
-  if (kind === 'events')
-    return ((m.events as Record<string, unknown>[]) ?? []).map((e) => {
+  if (kind === TOPIC.events)
+    return ((m.events as PublishedEvent[]) ?? []).map((e) => {
       const { seq, ts, type, ...rest } = e;
       const detail = Object.entries(rest)
         .filter(([, v]) => v !== undefined && v !== null)
@@ -370,7 +372,7 @@ export function describeMessage(kind: string, m: Record<string, unknown>): { ts:
         .join(' ');
       return { ts: String(ts ?? now), text: `event #${seq} ${type} ${detail}` };
     });
-  if (kind === 'state') {
+  if (kind === TOPIC.state) {
     const s = m as { ts?: string; sprinkling?: { allowed: boolean; reason: string | null; on: boolean }; sweeping?: { allowed: boolean; beaufort: number | null }; alarms?: Record<string, string>; alertLevel?: string; devices?: Record<string, string> };
     const alarms = Object.entries(s.alarms ?? {})
       .filter(([, v]) => v !== 'none')
@@ -387,8 +389,8 @@ export function describeMessage(kind: string, m: Record<string, unknown>): { ts:
       },
     ];
   }
-  if (kind === 'status') return [{ ts: String(m.startedAt ?? now), text: `status ${m.state} (version ${m.version})` }];
-  if (kind === 'cmd/result' || kind === 'config/result') {
+  if (kind === TOPIC.status) return [{ ts: String(m.startedAt ?? now), text: `status ${m.state} (version ${m.version})` }];
+  if (kind === TOPIC.cmdResult || kind === TOPIC.configResult) {
     const err = m.error as { code?: string; message?: string } | undefined;
     const errors = m.errors as { path: string; message: string }[] | undefined;
     const why = err ? `${err.code}: ${err.message}` : errors ? errors.map((e) => `${e.path}: ${e.message}`).join('; ') : '';

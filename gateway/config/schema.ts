@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { DRIVER_NAMES } from '../../drivers/devices/index.js';
 import { isMetric, metricNames } from '../metrics.js';
+import { PERMISSIONS } from '../contract.js';
 import { ALERT_LEVELS, RulesSchema } from '../rules/schema.js';
 import { numIn, oneOf, show, str } from '../zod-fields.js';
 
@@ -166,7 +167,7 @@ export const ConfigSchema = z.strictObject({
       maxPerS: numIn(1, 1000).default(20),
       /** Admitted messages waiting to be handled; beyond this they are refused with a result. */
       maxQueue: numIn(1, 10_000).default(100),
-      allow: z.array(oneOf(['config', 'output', 'alert', 'read', 'republish', 'ping'])).max(6, 'expected at most the 6 commands').default(['config', 'output', 'alert', 'read', 'republish', 'ping']),
+      allow: z.array(oneOf(PERMISSIONS)).max(PERMISSIONS.length, `expected at most the ${PERMISSIONS.length} commands`).default([...PERMISSIONS]),
     })
     .prefault({}),
 });

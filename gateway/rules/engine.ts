@@ -3,6 +3,7 @@
  * every call takes `now`, so a fake clock drives it through any scenario. The outputs it holds are
  * the states the rules *want*; the output manager (outputs.ts) makes the relays follow and reads them back.
  */
+import type { DustgateEvent, EventOrigin } from '../contract.js';
 import { ruleInputs, type Metric } from '../metrics.js';
 import { usable, type Reading } from '../reading.js';
 import type { AlertLevel, Rules } from './schema.js';
@@ -52,11 +53,8 @@ export interface EngineConfig {
   timezone: string;
 }
 
-export interface RuleEvent {
-  type: string;
-  ts: number;
-  [k: string]: unknown;
-}
+/** The events the rules (and the gateway) record: the contract's union (gateway/contract.ts). */
+export type RuleEvent = DustgateEvent;
 
 export interface OutputCommand {
   output: string;
@@ -123,7 +121,7 @@ export class RulesEngine {
   }
 
   /** Change the pollution alert level: its profile's overrides apply from now on. */
-  setAlertLevel(level: AlertLevel, now: number, why: Record<string, unknown> = {}): void {
+  setAlertLevel(level: AlertLevel, now: number, why: EventOrigin = {}): void {
     if (level === this.alertLevel) return;
     const from = this.alertLevel;
     this.alertLevel = level;

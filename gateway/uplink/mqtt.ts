@@ -15,6 +15,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { withSeq, type RecordBuffer, type StoredRecord } from '../record-buffer.js';
 import type { Uplink } from './uplink.js';
+import { TOPIC, topics, type Topic } from '../contract.js';
 
 export interface MqttUplinkOptions {
   mqtt: Config['mqtt'];
@@ -30,7 +31,7 @@ export interface MqttUplinkOptions {
 }
 
 export function topicPrefix(c: Pick<Config['mqtt'], 'topicPrefix'>, gatewayId: string): string {
-  return `${c.topicPrefix}/${gatewayId}`;
+  return topics.base(c.topicPrefix, gatewayId);
 }
 
 export class MqttUplink extends EventEmitter implements Uplink {
@@ -82,7 +83,7 @@ export class MqttUplink extends EventEmitter implements Uplink {
       keepalive: 30,
       connectTimeout: 10_000,
       reconnectPeriod: this.backoffMs,
-      will: { topic: `${this.prefix}/status`, payload: Buffer.from(this.statusPayload('offline')), qos: 1, retain: true },
+      will: { topic: `${this.prefix}/${TOPIC.status}`, payload: Buffer.from(this.statusPayload('offline')), qos: 1, retain: true },
       ...(m.username ? { username: m.username, password: m.password } : {}),
       ...(m.ca ? { ca: readPem(m.ca, 'ca') } : {}),
       ...(m.cert ? { cert: readPem(m.cert, 'cert') } : {}),
@@ -98,9 +99,9 @@ export class MqttUplink extends EventEmitter implements Uplink {
       this.backoffMs = this.backoff.initialMs;
       client.options.reconnectPeriod = this.backoffMs;
       log.info({ url: m.url }, 'broker connected');
-      this.publishRetained('status', this.statusPayload('online'));
-      if (this.config !== undefined) this.publishRetained('config', JSON.stringify(this.config));
-      if (this.state !== undefined) this.publishRetained('state', JSON.stringify(this.state));
+      this.publishRetained(TOPIC.status, this.statusPayload('online'));
+      if (this.config !== undefined) this.publishRetained(TOPIC.config, JSON.stringify(this.config));
+      if (this.state !== undefined) this.publishRetained(TOPIC.state, JSON.stringify(this.state));
       this.emit('connect');
       this.pump();
     });
@@ -126,7 +127,7 @@ export class MqttUplink extends EventEmitter implements Uplink {
     client.on('message', (topic, payload) => this.emit('message', topic, payload));
   }
 
-  private publishRetained(sub: string, payload: string): void {
+  private publishRetained(sub: Topic, payload: string): void {
     if (!this.connected) return;
     this.client!.publish(`${this.prefix}/${sub}`, payload, { qos: 1, retain: true });
   }
@@ -136,17 +137,17 @@ export class MqttUplink extends EventEmitter implements Uplink {
     this.state = state;
     if (key === this.lastState) return false;
     this.lastState = key;
-    this.publishRetained('state', JSON.stringify(state));
+    this.publishRetained(TOPIC.state, JSON.stringify(state));
     return true;
   }
 
   publishConfig(config: unknown): void {
     this.config = config;
-    this.publishRetained('config', JSON.stringify(config));
+    this.publishRetained(TOPIC.config, JSON.stringify(config));
   }
 
   /** Publish a non-buffered message (command results, config results). */
-  publish(sub: string, payload: string, retain = false): void {
+  publish(sub: Topic, payload: string, retain = false): void {
     this.client?.publish(`${this.prefix}/${sub}`, payload, { qos: 1, retain });
   }
 
@@ -194,7 +195,7 @@ export class MqttUplink extends EventEmitter implements Uplink {
     const payload = `{"gateway":${JSON.stringify(this.o.gatewayId)},"${key}":[${batch.map(withSeq).join(',')}]}`;
     this.counters.published += count;
     this.counters.batches++;
-    client.publish(`${this.prefix}/${kind === 'telemetry' ? 'telemetry' : 'events'}`, payload, { qos: 1 }, (err) => {
+    client.publish(`${this.prefix}/${kind === 'telemetry' ? TOPIC.telemetry : TOPIC.events}`, payload, { qos: 1 }, (err) => {
       this.inflight--;
       if (err) {
         // not delivered and no longer in mqtt.js's hands: read it again from the store
@@ -234,7 +235,7 @@ export class MqttUplink extends EventEmitter implements Uplink {
     if (!client) return;
     if (client.connected && !o.quiet) {
       await new Promise<void>((resolve) => {
-        client.publish(`${this.prefix}/status`, this.statusPayload('offline'), { qos: 1, retain: true }, () => resolve());
+        client.publish(`${this.prefix}/${TOPIC.status}`, this.statusPayload('offline'), { qos: 1, retain: true }, () => resolve());
         setTimeout(resolve, 1000).unref();
       });
     }
