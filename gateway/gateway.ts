@@ -6,15 +6,15 @@
 import { EventEmitter } from 'node:events';
 import type { DriverError } from '../drivers/errors.js';
 import type { BindingInterface } from '../drivers/transports/link.js';
-import type { FirmataBus, FirmataIoFactory, LightPattern } from '../drivers/firmata.js';
+import type { FirmataBus, FirmataIoFactory } from '../drivers/firmata.js';
 import { redact, type LoadedConfig } from './config/load.js';
 import { LatestValues, StateView } from './state-view.js';
 import { AggregateReports } from './reports.js';
 import { OutputSafety } from './output-safety.js';
+import { HealthEvents } from './health-events.js';
 import { ConfigApplier, startingConfig, type ApplyHost, type ApplyMeta, type ApplyResult, type ConfigChange } from './config-apply.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
-import type { OutputFault } from './outputs.js';
 import type { RawReading } from './poller.js';
 import { commFailure, flagValues, type Reading } from './reading.js';
 import { RulesEngine, type OutputCommand, type RuleEvent } from './rules/engine.js';
@@ -23,8 +23,8 @@ import type { Hj212Uplink } from './hj212/uplink.js';
 import { HttpServer } from './http.js';
 import { RemoteHandler } from './remote.js';
 import { Runtime, engineInputs } from './runtime.js';
-import { Store, type Eviction } from './store.js';
-import { StorageGuard, hint as storageHint, type StorageStatus } from './storage-guard.js';
+import { Store } from './store.js';
+import { StorageGuard, type StorageStatus } from './storage-guard.js';
 import { GatewayClock, clockFrom, type Clock, type ClockStep } from './clock.js';
 import type { MqttUplink } from './uplink/mqtt.js';
 import type { Uplink } from './uplink/uplink.js';
@@ -81,6 +81,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
   readonly view: StateView;
   private readonly reports: AggregateReports;
   private readonly safety: OutputSafety;
+  private readonly health = new HealthEvents(this);
   http: HttpServer | undefined;
   private lastAggTick = -Infinity;
   private tick: NodeJS.Timeout | undefined;
@@ -93,14 +94,14 @@ export class Gateway extends EventEmitter implements ApplyHost {
   constructor(private readonly opts: GatewayOptions) {
     super();
     this.logger = opts.logger ?? createLogger('dustgate');
-    const onStep = (s: ClockStep) => this.clockStepped(s);
+    const onStep = (s: ClockStep) => this.health.clockStepped(s);
     this.clock = opts.now ? clockFrom(opts.now, opts.mono, onStep) : new GatewayClock(Date.now, opts.mono, onStep);
     this.now = () => this.clock.now();
     this.startedAt = new Date(this.now()).toISOString();
     const c0 = opts.loaded.config;
     this.store = new Store({ path: c0.storage.path, maxMB: c0.storage.maxMB, durability: c0.storage.durability });
     this.storage = new StorageGuard(this.store, { now: this.now, mono: () => this.clock.mono(), logger: this.logger });
-    this.storage.on('change', (st: StorageStatus) => this.storageChanged(st));
+    this.storage.on('change', (st: StorageStatus) => this.health.storageChanged(st));
     ({ loaded: this.loaded, version: this.version } = startingConfig(this.store, opts.loaded, this.logger));
     const c = this.loaded.config;
     this.config = c;
@@ -166,8 +167,8 @@ export class Gateway extends EventEmitter implements ApplyHost {
       {
         onReading: (r) => this.onReading(r),
         onReadError: (id, e) => this.onReadError(id, e),
-        onStatus: (device, status) => this.deviceStatus(device, status),
-        onFault: (f) => this.outputFault(f),
+        onStatus: (device, status) => this.health.deviceStatus(device, status),
+        onFault: (f) => this.health.outputFault(f),
       },
     );
   }
@@ -239,8 +240,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.logger.info({ gateway: this.id }, 'stopped');
   }
 
-  // ---------------------------------------------------------------- config changes
-
+  /** The effective config, retained on P/config (secrets redacted). */
   publishConfig(): void {
     this.uplink?.publishConfig({ ...redact(this.config), version: this.version });
   }
@@ -273,7 +273,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
     const { seq, eviction } = this.storage.appendTelemetry(body);
     this.counters.readings++;
     this.emit('reading', { ...r, seq });
-    if (eviction) this.overflow(eviction);
+    if (eviction) this.health.overflow(eviction);
     this.pumpUplinks();
   }
 
@@ -281,27 +281,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
     for (const u of this.uplinks) u.pumpSoon?.();
   }
 
-  /** The store failed or writes again: an event (held in memory until it can be stored), the log, P/state. */
-  private storageChanged(st: StorageStatus): void {
-    if (st.state === 'failing')
-      this.record([{ type: 'storage_error', ts: this.now(), code: st.code, message: st.message, path: this.config.storage.path, hint: storageHint(st.code!) }]);
-    else this.record([{ type: 'storage_recovered', ts: this.now(), failingSince: st.since, droppedTelemetry: st.droppedTelemetry, droppedEvents: st.droppedEvents }]);
-    this.publishState();
-  }
 
-  /** The system clock stepped: an event; durations are unaffected (they run on the monotonic clock). */
-  private clockStepped(s: ClockStep): void {
-    this.logger.warn({ deltaS: s.deltaMs / 1000, action: s.action }, `system clock stepped ${s.deltaMs > 0 ? 'forward' : 'back'} by ${Math.abs(s.deltaMs / 1000)} s (${s.action === 'held' ? 'timestamps run on until it catches up' : 'followed'})`);
-    // recorded on the next turn: the step is noticed inside a now() call
-    setImmediate(() => this.record([{ type: 'clock_step', ts: this.now(), deltaS: Math.round(s.deltaMs / 100) / 10, action: s.action }]));
-  }
-
-  private overflow(ev: Eviction): void {
-    this.counters.evictedTelemetry += ev.telemetry;
-    this.counters.evictedEvents += ev.events;
-    this.logger.warn({ evicted: ev, total: this.store.evicted }, 'buffer full: oldest records evicted');
-    this.record([{ type: 'buffer_overflow', ts: this.now(), evictedTelemetry: ev.telemetry, evictedEvents: ev.events, totalEvicted: this.store.evicted.telemetry + this.store.evicted.events, maxMB: this.config.storage.maxMB }]);
-  }
 
   /** Store events (each gets its seq) and hand them on. */
   record(events: RuleEvent[]): void {
@@ -314,7 +294,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
       this.logger[lvl]({ event: e.type, seq: seqs[i], data: { ...e, ts: undefined, type: undefined } }, `event ${e.type}`);
       this.emit('event', { ...e, seq: seqs[i] } satisfies GatewayEvent);
     });
-    if (eviction) this.overflow(eviction);
+    if (eviction) this.health.overflow(eviction);
     this.pumpUplinks();
     this.publishState();
   }
@@ -395,19 +375,6 @@ export class Gateway extends EventEmitter implements ApplyHost {
     return res;
   }
 
-  private lastStatus = new Map<string, string>();
-  /** A device came or went: an event; one that comes back gets its outputs put where they should be. */
-  private deviceStatus(device: string, status: string): void {
-    const before = this.lastStatus.get(device);
-    this.lastStatus.set(device, status);
-    this.record([{ type: 'device_status', ts: this.now(), device, status }]);
-    if (status === 'online' && before === 'offline' && this.started && !this.stopped) this.rt.outputs.restore(device);
-    this.view.updateLight();
-  }
-
-  private outputFault(f: OutputFault): void {
-    this.record([{ type: 'output_fault', ts: this.now(), ...f }]);
-  }
 
   // ---------------------------------------------------------------- state (state-view.ts), reports (reports.ts)
 

@@ -1,7 +1,8 @@
 /**
  * The shape of the code (issue "One shape for the gateway"): no import cycles in gateway/, drivers/
  * and simulator/ (type-only imports count: a cycle of types is a cycle of ideas), and the rules
- * never reach into the config (config/ depends on rules/, not the other way round).
+ * never reach into the config (config/ depends on rules/, not the other way round); files stay a size
+ * one can read (gateway.ts ≤ 400 lines, the rest of gateway/ ≤ 450).
  */
 import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -72,5 +73,18 @@ describe('imports', () => {
     const g = importGraph();
     const bad = [...g].filter(([f, deps]) => f.includes(`${path.sep}gateway${path.sep}rules${path.sep}`) && deps.some((d) => d.includes(`${path.sep}gateway${path.sep}config${path.sep}`)));
     expect(bad.map(([f]) => path.relative(ROOT, f))).toEqual([]);
+  });
+
+  it('gateway/gateway.ts stays at most 400 lines and no file under gateway/ passes 450', () => {
+    const lines = (f: string) => readFileSync(f, 'utf8').split('\n').length - (readFileSync(f, 'utf8').endsWith('\n') ? 1 : 0);
+    const gw = sources().filter((f) => f.startsWith(path.join(ROOT, 'gateway') + path.sep));
+    expect(gw.length).toBeGreaterThan(40);
+    expect(lines(path.join(ROOT, 'gateway/gateway.ts'))).toBeLessThanOrEqual(400);
+    expect(gw.filter((f) => lines(f) > 450).map((f) => `${path.relative(ROOT, f)}: ${lines(f)} lines`)).toEqual([]);
+  });
+
+  it('the metric catalog, the contract and the record buffer are leaves (they import nothing of ours)', () => {
+    const g = importGraph();
+    for (const f of ['gateway/metrics.ts', 'gateway/contract.ts', 'gateway/record-buffer.ts']) expect(g.get(path.join(ROOT, f)), f).toEqual([]);
   });
 });
