@@ -81,7 +81,8 @@ export class Gateway extends EventEmitter implements ApplyHost {
   readonly view: StateView;
   private readonly reports: AggregateReports;
   private readonly safety: OutputSafety;
-  private readonly health = new HealthEvents(this);
+  /** @internal */
+  readonly health = new HealthEvents(this);
   http: HttpServer | undefined;
   private lastAggTick = -Infinity;
   private tick: NodeJS.Timeout | undefined;
@@ -179,9 +180,6 @@ export class Gateway extends EventEmitter implements ApplyHost {
   get devices() {
     return this.rt.devices;
   }
-  get buses() {
-    return this.rt.buses;
-  }
   get outputs() {
     return this.rt.outputs;
   }
@@ -277,7 +275,8 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.pumpUplinks();
   }
 
-  private pumpUplinks(): void {
+  /** @internal */
+  pumpUplinks(): void {
     for (const u of this.uplinks) u.pumpSoon?.();
   }
 

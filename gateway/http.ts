@@ -96,6 +96,7 @@ export function createRegistry(gw: PageHost): Registry {
       const s = gw.view.bufferStats();
       this.set({ kind: 'telemetry' }, s.telemetry);
       this.set({ kind: 'event' }, s.events);
+      this.set({ kind: 'aggregate' }, s.aggregates ?? 0);
     },
   });
   new Gauge({

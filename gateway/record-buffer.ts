@@ -7,7 +7,8 @@
  * store (gateway/store.ts), and `MemoryRecordBuffer` below (for tools and tests that need no file).
  */
 
-export type RecordKind = 'telemetry' | 'event';
+/** Readings, events, and closed aggregates (P/aggregates). Eviction takes telemetry, then aggregates, then events; aggregates count as telemetry in `Eviction`. */
+export type RecordKind = 'telemetry' | 'event' | 'aggregate';
 
 export interface StoredRecord {
   seq: number;
@@ -152,7 +153,7 @@ export class MemoryRecordBuffer implements RecordBuffer {
     });
     if (this.bytes <= this.capBytes) return { seqs };
     const ev: Eviction = { telemetry: 0, events: 0, bytes: 0 };
-    for (const k of ['telemetry', 'event'] as const) {
+    for (const k of ['telemetry', 'aggregate', 'event'] as const) {
       for (let i = 0; i < this.records.length && this.bytes > this.capBytes * 0.9; ) {
         const r = this.records[i]!;
         if (r.kind !== k) {
@@ -170,7 +171,7 @@ export class MemoryRecordBuffer implements RecordBuffer {
     const n = r.body.length + ROW_OVERHEAD;
     this.bytes -= n;
     ev.bytes += n;
-    if (r.kind === 'telemetry') ev.telemetry++, this.evicted.telemetry++;
+    if (r.kind !== 'event') ev.telemetry++, this.evicted.telemetry++;
     else ev.events++, this.evicted.events++;
   }
 

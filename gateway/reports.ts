@@ -1,24 +1,26 @@
 /**
  * Aggregate reports (SPEC §10): closed minute/hour/day aggregates are kept in their own table (35+
- * days, for HJ 212 back-fill), handed to HJ 212, and published on P/aggregates one message per
- * device and period, with AQI for hours and days and the year's running mean against the city's target.
+ * days, for HJ 212 back-fill), handed to the aggregates uplinks (HJ 212), and put in the record
+ * buffer for P/aggregates (one message per device and period, with its seq), with AQI for hours and days and the year's running mean against the city's target.
  */
 import { periodBounds, type Aggregate } from './aggregates.js';
 import { aqi, type AqiStandard } from './aqi.js';
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import type { Uplink } from './uplink/uplink.js';
-import { TOPIC } from './contract.js';
 import type { Store } from './store.js';
-import type { MqttUplink } from './uplink/mqtt.js';
+import type { StorageGuard } from './storage-guard.js';
+import type { Eviction } from './store.js';
 
 export interface ReportsHost {
   readonly config: Config;
   readonly loaded: LoadedConfig;
   readonly store: Store;
   readonly uplinks: Uplink[];
-  readonly uplink: MqttUplink | undefined;
+  readonly storage: Pick<StorageGuard, 'appendTelemetry'>;
   now(): number;
+  readonly health: { overflow(ev: Eviction): void };
+  pumpUplinks(): void;
   emit(event: 'aggregates', msg: unknown): boolean;
   dataPath(what: string, job: () => void): void;
 }
@@ -47,8 +49,12 @@ export class AggregateReports {
       if (period !== 'minute') msg.aqi = aqi(conc, this.gw.config.aqi.standard as AqiStandard);
       if (period === 'day') msg.annual = this.annualReport(device, start);
       this.gw.emit('aggregates', msg);
-      this.gw.uplink?.publish(TOPIC.aggregates, JSON.stringify(msg));
+      // through the buffer like readings: a seq, kept while the broker is away, acknowledged by each uplink
+      const { gateway: _, ...body } = msg;
+      const { eviction } = this.gw.storage.appendTelemetry(JSON.stringify(body), 'aggregate');
+      if (eviction) this.gw.health.overflow(eviction);
     }
+    this.gw.pumpUplinks();
     if (list.some((a) => a.period === 'day')) this.gw.dataPath('aggregates prune', () => this.gw.store.aggs.prune(new Date(this.gw.now() - 40 * 86_400_000).toISOString()));
   }
 

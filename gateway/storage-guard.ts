@@ -74,12 +74,12 @@ export class StorageGuard extends EventEmitter {
    * Store telemetry. Returns its seq, or undefined when the store is failing (the reading is
    * dropped and counted). `eviction` is what making room took.
    */
-  appendTelemetry(body: string): { seq?: number; eviction?: Eviction } {
+  appendTelemetry(body: string, kind: 'telemetry' | 'aggregate' = 'telemetry'): { seq?: number; eviction?: Eviction } {
     if (this.failing && !this.retryDue()) {
       this.dropTelemetry();
       return {};
     }
-    const res = this.write('telemetry', [body]);
+    const res = this.write(kind, [body]);
     if (!res) {
       this.dropTelemetry();
       return {};

@@ -15,8 +15,8 @@ import { SqliteAggregates, SqliteConfigVersions, SqliteReplayIds, SqliteUploadQu
 export { addEviction, withSeq, type Eviction, type RecordKind, type StoredRecord } from './record-buffer.js';
 export type { AggregateRow, ConfigVersion } from './store-tables.js';
 
-const KIND_CODE: Record<RecordKind, string> = { telemetry: 't', event: 'e' };
-const KIND_OF: Record<string, RecordKind> = { t: 'telemetry', e: 'event' };
+const KIND_CODE: Record<RecordKind, string> = { telemetry: 't', event: 'e', aggregate: 'a' };
+const KIND_OF: Record<string, RecordKind> = { t: 'telemetry', e: 'event', a: 'aggregate' };
 
 export interface StoreOptions {
   path: string;
@@ -213,7 +213,7 @@ export class Store implements RecordBuffer {
 
   /** Evict down to 90 % of the cap: oldest telemetry first, then oldest events. */
   evict(target = this.capBytes * 0.9): Eviction {
-    return this.evictWhile(() => this.bytes > target, ['t', 'e']);
+    return this.evictWhile(() => this.bytes > target, ['t', 'a', 'e']);
   }
 
   /** Evict oldest telemetry until the pages in use are at most `target` bytes (events stay: the record cap handles them). */
@@ -237,7 +237,7 @@ export class Store implements RecordBuffer {
   }
 
   /** Delete the oldest records of `kinds` (in that order) while `more(evicted so far)` says so; counted and kept in meta. */
-  private evictWhile(more: (ev: Eviction) => boolean, kinds: ('t' | 'e')[]): Eviction {
+  private evictWhile(more: (ev: Eviction) => boolean, kinds: ('t' | 'a' | 'e')[]): Eviction {
     const ev: Eviction = { telemetry: 0, events: 0, bytes: 0 };
     this.db.transaction(() => {
       for (const kind of kinds) {
@@ -249,7 +249,7 @@ export class Store implements RecordBuffer {
             this.stmts.delSeq!.run(r.seq);
             this.bytes -= r.len + ROW_OVERHEAD;
             ev.bytes += r.len + ROW_OVERHEAD;
-            if (kind === 't') ev.telemetry++;
+            if (kind !== 'e') ev.telemetry++;
             else ev.events++;
             n++;
           }
@@ -401,6 +401,7 @@ export class Store implements RecordBuffer {
       path: this.opts.path,
       telemetry: of('t')?.n ?? 0,
       events: of('e')?.n ?? 0,
+      aggregates: of('a')?.n ?? 0,
       oldestSeq: oldest?.seq ?? null,
       oldestTs,
       lastSeq,

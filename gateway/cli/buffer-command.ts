@@ -65,7 +65,7 @@ export function registerBufferCommand(program: Command): void {
         process.stdout.write(
           [
             `buffer     ${s.path}`,
-            `records    ${s.telemetry + s.events} (telemetry ${s.telemetry}, events ${s.events})`,
+            `records    ${s.telemetry + s.events + s.aggregates} (telemetry ${s.telemetry}, events ${s.events}, aggregates ${s.aggregates})`,
             `oldest     ${s.oldestSeq ?? '-'} ${s.oldestTs ?? ''} (age ${age})`,
             `last seq   ${s.lastSeq}`,
             `size       ${mb(s.bytes)} of ${mb(s.capBytes)} cap (file ${mb(s.fileBytes)})`,

@@ -30,6 +30,8 @@ export interface MqttUplinkOptions {
   reconnectMinMs?: number;
 }
 
+const TOPIC_OF = { telemetry: TOPIC.telemetry, event: TOPIC.events, aggregate: TOPIC.aggregates } as const;
+
 export function topicPrefix(c: Pick<Config['mqtt'], 'topicPrefix'>, gatewayId: string): string {
   return topics.base(c.topicPrefix, gatewayId);
 }
@@ -182,7 +184,9 @@ export class MqttUplink extends EventEmitter implements Uplink {
     }
   }
 
-  private send(client: MqttClient, batch: StoredRecord[]): void {
+  private send(client: MqttClient, all: StoredRecord[]): void {
+    // aggregates go one per message (P/aggregates: one device and period each)
+    const batch = all[0]!.kind === 'aggregate' ? all.slice(0, 1) : all;
     const first = batch[0]!.seq;
     const last = batch[batch.length - 1]!.seq;
     const kind = batch[0]!.kind;
@@ -191,11 +195,11 @@ export class MqttUplink extends EventEmitter implements Uplink {
     for (const r of batch) bytes += r.body.length;
     this.cursor = last;
     this.inflight++;
-    const key = kind === 'telemetry' ? 'readings' : 'events';
-    const payload = `{"gateway":${JSON.stringify(this.o.gatewayId)},"${key}":[${batch.map(withSeq).join(',')}]}`;
+    const gw = JSON.stringify(this.o.gatewayId);
+    const payload = kind === 'aggregate' ? `{"gateway":${gw},${withSeq(batch[0]!).slice(1)}` : `{"gateway":${gw},"${kind === 'telemetry' ? 'readings' : 'events'}":[${batch.map(withSeq).join(',')}]}`;
     this.counters.published += count;
     this.counters.batches++;
-    client.publish(`${this.prefix}/${kind === 'telemetry' ? TOPIC.telemetry : TOPIC.events}`, payload, { qos: 1 }, (err) => {
+    client.publish(`${this.prefix}/${TOPIC_OF[kind]}`, payload, { qos: 1 }, (err) => {
       this.inflight--;
       if (err) {
         // not delivered and no longer in mqtt.js's hands: read it again from the store

@@ -62,8 +62,10 @@ describe('the metric catalog', () => {
     expect(r).toBeDefined();
     expect(r.flags).toEqual({ o3: 'N' });
     // aggregated (stored and published)
-    const agg = rig.sub.on('aggregates').find((m) => m.payload.device === 'ozone' && m.payload.period === 'minute')!.payload as { metrics: Record<string, { mean: number; valid: boolean }> };
-    expect(agg.metrics.o3).toMatchObject({ valid: true });
+    const agg = rig.sub.on('aggregates').find((m) => m.payload.device === 'ozone' && m.payload.period === 'minute')!.payload as { seq: number; gateway: string; metrics: Record<string, { mean: number; valid: boolean }> };
+    expect(agg.metrics.o3).toMatchObject({ valid: true, mean: 137 });
+    expect(agg.gateway).toBe('test-site-0001');
+    expect(agg.seq).toBeGreaterThan(0); // through the record buffer, like readings
     const rows = rig.gw.store.aggs.range('minute', '2026-06-01T00:00:00.000Z', '2026-06-02T00:00:00.000Z', 'ozone');
     expect(rows.some((x) => x.metric === 'o3' && x.mean !== null)).toBe(true);
     // sent to the HJ 212 platform under its code, in real time and as the minute's average
@@ -77,5 +79,9 @@ describe('the metric catalog', () => {
     await waitFor(() => rig.gw.store.nextBatch(0, 100_000).filter((x) => x.kind === 'telemetry' && x.body.includes('"ozone"')).length >= 3, 10_000, 100);
     const stored = rig.gw.store.nextBatch(0, 100_000).filter((x) => x.kind === 'telemetry' && x.body.includes('"ozone"'));
     expect(JSON.parse(stored.at(-1)!.body)).toMatchObject({ values: { o3: 137 }, flags: { o3: 'N' } });
+    // and the next closed minute waits in the buffer for the broker too
+    const held = () => [...rig.gw.store.iterate()].some((x) => x.kind === 'aggregate' && x.body.includes('"ozone"'));
+    await waitFor(held, 10_000, 100);
+    expect(JSON.parse([...rig.gw.store.iterate()].find((x) => x.kind === 'aggregate' && x.body.includes('"ozone"'))!.body)).toMatchObject({ period: 'minute', device: 'ozone', metrics: { o3: { mean: 137, valid: true } } });
   });
 });

@@ -77,11 +77,11 @@ export class Subscriber {
     return device ? all.filter((r) => r.device === device) : all;
   }
 
-  /** Every seq received (telemetry and events), in arrival order. */
+  /** Every seq received (telemetry, events and aggregates), in arrival order. */
   seqs(): number[] {
     return this.messages
-      .filter((m) => m.topic.endsWith('/telemetry') || m.topic.endsWith('/events'))
-      .flatMap((m) => ((m.payload.readings ?? m.payload.events) as { seq: number }[]).map((r) => r.seq));
+      .filter((m) => m.topic.endsWith('/telemetry') || m.topic.endsWith('/events') || m.topic.endsWith('/aggregates'))
+      .flatMap((m) => (m.topic.endsWith('/aggregates') ? [m.payload as { seq: number }] : ((m.payload.readings ?? m.payload.events) as { seq: number }[])).map((r) => r.seq));
   }
 
   async close(): Promise<void> {

@@ -107,6 +107,29 @@ describe.each(impls)('record buffer contract: %s', (_name, make) => {
     expect([...b.iterate()][0]!.kind).toBe('event');
   });
 
+  it('aggregates are records too: their own batches, evicted after telemetry and before events', () => {
+    const b = make(12_000);
+    b.append('event', [body(0, 400)]);
+    const aggs = b.append('aggregate', [body(1, 400), body(2, 400)]).seqs;
+    b.append('telemetry', Array.from({ length: 10 }, (_, i) => body(10 + i, 400)));
+    expect(b.nextBatch(0, 10).map((r) => r.kind)).toEqual(['event']);
+    expect(b.nextBatch(b.nextBatch(0, 10)[0]!.seq, 10).map((r) => r.kind)).toEqual(['aggregate', 'aggregate']);
+    // over the cap: every reading goes before an aggregate
+    const ev1 = b.append('telemetry', [body(99, 8000)]).eviction!;
+    expect(ev1).toMatchObject({ events: 0 });
+    expect(ev1.telemetry).toBeGreaterThan(0);
+    expect(aggs.every((q) => b.countRange(q, q) === 1)).toBe(true);
+    // no telemetry held, over the cap: the oldest aggregates go, the event stays
+    const c = make(12_000);
+    c.append('event', [body(0, 400)]);
+    const [a1] = c.append('aggregate', [body(1, 400), body(2, 400)]).seqs;
+    const ev2 = c.append('aggregate', [body(3, 11_000)]).eviction!;
+    expect(ev2.events).toBe(0);
+    expect(ev2.telemetry).toBeGreaterThan(0); // aggregates count with telemetry
+    expect(c.countRange(a1!, a1!)).toBe(0);
+    expect([...c.iterate()][0]!.kind).toBe('event');
+  });
+
   it('makeRoom with no telemetry held gives nothing and keeps the events', () => {
     const b = make();
     b.append('event', [body(1)]);
