@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dustgate's tests need: socat (pty pairs), mosquitto (interop broker),
-# openssl (test certificates), mbpoll and pymodbus (independent Modbus peers), chromium (page tests). Run as root (or with sudo available).
+# openssl (test certificates), mbpoll and pymodbus (independent Modbus peers), chromium (page tests),
+# time (GNU time: peak RSS in the CLI start-up bench). Run as root (or with sudo available).
 set -euo pipefail
-pkgs=(socat mosquitto mosquitto-clients openssl mbpoll python3-pymodbus python3-serial python3-serial-asyncio chromium)
+pkgs=(socat mosquitto mosquitto-clients openssl mbpoll python3-pymodbus python3-serial python3-serial-asyncio chromium time)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,10 +5,9 @@
 import net from 'node:net';
 import { existsSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
-import { SerialPortStream } from '@serialport/stream';
+import type { SerialPortStream } from '@serialport/stream';
 /** Any serialport binding: the native one, the mock, or the simulator-wrapped mock. */
 export type BindingInterface = ConstructorParameters<typeof SerialPortStream>[0]['binding'];
-import { SerialPort } from 'serialport';
 import { DriverError } from '../errors.js';
 
 export interface ByteLink {
@@ -50,8 +49,10 @@ export class SerialLink extends EventEmitter implements ByteLink {
 
   async open(): Promise<void> {
     const o = this.options;
+    // loaded on first use: a Modbus TCP site (or `dustgate read --host`) never loads the serial stack
+    const { SerialPortStream } = await import('@serialport/stream');
     const port = new SerialPortStream({
-      binding: o.binding ?? SerialPort.binding,
+      binding: o.binding ?? (await import('serialport')).SerialPort.binding,
       path: o.path,
       baudRate: o.baudRate,
       parity: o.parity ?? 'none',

@@ -1,6 +1,6 @@
 /** User-facing failures: one line with what, where and what to do; never a stack trace. */
 import { isDriverError, type DriverError } from '../../drivers/errors.js';
-import { ConfigError } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';

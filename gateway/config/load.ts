@@ -16,20 +16,8 @@ import { sprinklerKind } from '../rules/decisions.js';
 import { FLOOR_SECTIONS, allowed, floorIssues, floorsOf, type Floors } from './floors.js';
 import { ALERT_LEVELS, AlertProfileSchema, ConfigSchema, RulesSchema, deepPartial, type Config, type Rules } from './schema.js';
 
-export interface ConfigIssue {
-  path: string;
-  message: string;
-}
-
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(
-    readonly issues: ConfigIssue[],
-    readonly file?: string,
-  ) {
-    super(`${file ? `${file}: ` : ''}${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}`);
-  }
-}
+export { ConfigError, type ConfigIssue } from './errors.js';
+import { ConfigError, type ConfigIssue } from './errors.js';
 
 export interface Preset {
   name: string;
