@@ -5,21 +5,12 @@
  * (gateway/store.ts opens it); each SQLite implementation here creates its own table.
  */
 import type Database from 'better-sqlite3';
+import type { Aggregate } from './aggregates.js';
 
 // ---------------------------------------------------------------- aggregates
 
-export interface AggregateRow {
-  period: string;
-  /** ISO time of the period's start */
-  start: string;
-  device: string;
-  metric: string;
-  mean: number | null;
-  min: number | null;
-  max: number | null;
-  count: number;
-  flag: string;
-}
+/** An aggregate as stored: its start as ISO time (see `Aggregate` in gateway/aggregates.ts). */
+export type AggregateRow = Omit<Aggregate, 'period' | 'start' | 'valid' | 'flag'> & { period: string; start: string; flag: string };
 
 export interface AggregateStore {
   save(rows: AggregateRow[]): void;
