@@ -156,6 +156,8 @@ export const ConfigSchema = z.strictObject({
       rtdIntervalS: numIn(1, 86_400).default(60),
       minIntervalMin: numIn(1, 60).default(1),
       ackRequired: z.boolean().default(true),
+      /** Reconnect backoff ceiling (full jitter under it). */
+      reconnectMaxS: numIn(1, 3600).default(60),
     })
     .prefault({}),
   http: z.strictObject({ bind: z.string().default('127.0.0.1'), port: numIn(0, 65_535).default(8080), token: secret }).prefault({}),

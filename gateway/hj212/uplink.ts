@@ -74,7 +74,7 @@ export class Hj212Uplink extends EventEmitter implements Uplink {
 
   constructor(private readonly o: Hj212UplinkOptions) {
     super();
-    this.backoff = new Backoff(o.reconnectMinMs ?? 1000, 60_000);
+    this.backoff = new Backoff(o.reconnectMinMs ?? 1000, o.cfg.reconnectMaxS * 1000);
     this.rtdIntervalS = o.cfg.rtdIntervalS;
     this.minIntervalMin = o.cfg.minIntervalMin;
     this.ackTimeoutMs = o.ackTimeoutMs ?? 10_000;

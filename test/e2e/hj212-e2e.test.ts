@@ -28,7 +28,7 @@ async function platformOn(port: number): Promise<Hj212Platform> {
 }
 
 const hj = (port: number, extra: Record<string, unknown> = {}) => ({
-  hj212: { enabled: true, host: '127.0.0.1', port, st: 39, pw: '123456', mn: 'ZZ0412DUST0001', rtdIntervalS: 60, minIntervalMin: 1, ackRequired: true, ...extra },
+  hj212: { enabled: true, host: '127.0.0.1', port, st: 39, pw: '123456', mn: 'ZZ0412DUST0001', rtdIntervalS: 60, minIntervalMin: 1, ackRequired: true, reconnectMaxS: 2, ...extra },
 });
 
 describe('HJ 212 uplink', () => {

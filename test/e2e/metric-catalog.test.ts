@@ -76,12 +76,12 @@ describe('the metric catalog', () => {
     expect(cpValue(rtd.packet, 'a05024-Flag')).toBe('N');
     // stored: with the broker gone, the readings stay in the buffer, o3 and all
     await rig.broker.stop();
-    await waitFor(() => rig.gw.store.nextBatch(0, 100_000).filter((x) => x.kind === 'telemetry' && x.body.includes('"ozone"')).length >= 3, 10_000, 100);
-    const stored = rig.gw.store.nextBatch(0, 100_000).filter((x) => x.kind === 'telemetry' && x.body.includes('"ozone"'));
+    const held = (kind: string) => [...rig.gw.store.iterate()].filter((x) => x.kind === kind && x.body.includes('"ozone"'));
+    await waitFor(() => held('telemetry').length >= 3, 10_000, 100);
+    const stored = held('telemetry');
     expect(JSON.parse(stored.at(-1)!.body)).toMatchObject({ values: { o3: 137 }, flags: { o3: 'N' } });
     // and the next closed minute waits in the buffer for the broker too
-    const held = () => [...rig.gw.store.iterate()].some((x) => x.kind === 'aggregate' && x.body.includes('"ozone"'));
-    await waitFor(held, 10_000, 100);
-    expect(JSON.parse([...rig.gw.store.iterate()].find((x) => x.kind === 'aggregate' && x.body.includes('"ozone"'))!.body)).toMatchObject({ period: 'minute', device: 'ozone', metrics: { o3: { mean: 137, valid: true } } });
+    await waitFor(() => held('aggregate').length > 0, 10_000, 100);
+    expect(JSON.parse(held('aggregate')[0]!.body)).toMatchObject({ period: 'minute', device: 'ozone', metrics: { o3: { mean: 137, valid: true } } });
   });
 });

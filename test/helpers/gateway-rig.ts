@@ -175,7 +175,8 @@ export function siteConfig(o: {
     rules: o.rules ?? {},
     storage: { path: path.join(o.dir, 'buffer.db'), maxMB: 64 },
     http: { port: 0 },
-    mqtt: { url: o.mqttUrl, topicPrefix: 'dustgate', group: 'zhengzhou', maxBatch: 500 },
+    // reconnects wait a random time under this ceiling (full jitter): tests that stop the broker keep it short
+    mqtt: { url: o.mqttUrl, topicPrefix: 'dustgate', group: 'zhengzhou', maxBatch: 500, reconnectMaxS: 2 },
     ...o.extra,
   };
 }
