@@ -1,12 +1,21 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Tests that measure how the gateway keeps its cadence under load run after the rest, one at a
+ * time: a neighbouring test (a browser, a mosquitto restart) on a 2-core box would be measured too.
+ */
+const ALONE = ['test/e2e/safety-flood.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Tests share loopback ports, ptys and child processes; two workers fit a 2-core CI box.
     pool: 'forks',
     maxWorkers: 2,
+    projects: [
+      { extends: true, test: { name: 'shared', include: ['test/**/*.test.ts'], exclude: ALONE, sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'alone', include: ALONE, fileParallelism: false, sequence: { groupOrder: 1 } } },
+    ],
   },
 });

@@ -34,7 +34,8 @@ describe('npm start', () => {
       expect(topics).toContain('dustgate/demo-site-0001/status');
       expect(Date.now() - t0).toBeLessThan(6000);
       const tele = lines.find((l) => l.startsWith('dustgate/demo-site-0001/telemetry ') && l.includes('"head"'))!;
-      const reading = (JSON.parse(tele.slice(tele.indexOf(' ') + 1)) as { readings: { seq: number; values: Record<string, number>; flags: Record<string, string> }[] }).readings[0]!;
+      // a message holds the readings of every device polled meanwhile: take the head's
+      const reading = (JSON.parse(tele.slice(tele.indexOf(' ') + 1)) as { readings: { device: string; seq: number; values: Record<string, number>; flags: Record<string, string> }[] }).readings.find((r) => r.device === 'head')!;
       expect(reading.seq).toBeGreaterThan(0);
       expect(Object.keys(reading.values)).toEqual(expect.arrayContaining(['pm10', 'pm25', 'temperature', 'windSpeed', 'noise']));
       expect(reading.flags.pm10).toBe('N');
