@@ -90,7 +90,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
   started = false;
   private stopped = false;
   readonly startedAt: string;
-  readonly counters = { readings: 0, events: 0, evictedTelemetry: 0, evictedEvents: 0 };
+  readonly counters = { readings: 0, events: 0, evictedTelemetry: 0, evictedEvents: 0, evaluations: 0 };
 
   constructor(private readonly opts: GatewayOptions) {
     super();
@@ -308,6 +308,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
       return;
     }
     this.safety.rulesRan();
+    this.counters.evaluations++;
     const mono = this.clock.mono();
     if (mono - this.lastAggTick >= 1000) {
       this.lastAggTick = mono;

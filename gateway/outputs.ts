@@ -37,9 +37,22 @@ export class OutputManager {
   /** Writes to one device are serialised (they share its line anyway). */
   private enqueue<T>(device: string, job: () => Promise<T>): Promise<T> {
     const prev = this.chains.get(device) ?? Promise.resolve();
+    const token = {};
+    this.outstanding.set(token, performance.now());
     const next = prev.then(job, job);
     this.chains.set(device, next.catch(() => undefined));
+    void next.finally(() => this.outstanding.delete(token)).catch(() => undefined);
     return next;
+  }
+
+  /** Commands given and not yet confirmed (or failed), with when each was given (monotonic ms). */
+  private readonly outstanding = new Map<object, number>();
+
+  /** How long the oldest command not yet done has waited, in ms (0: none): a stuck output path (the watchdog). */
+  pendingMs(now = performance.now()): number {
+    let oldest = Infinity;
+    for (const t of this.outstanding.values()) if (t < oldest) oldest = t;
+    return oldest === Infinity ? 0 : now - oldest;
   }
 
   /** Switch an output and read it back; resolves with the confirmed state. */

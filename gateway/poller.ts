@@ -28,6 +28,10 @@ export class Poller extends EventEmitter {
   private running = false;
   private timers = new Map<string, NodeJS.Timeout>();
   private inFlight = new Set<Promise<void>>();
+  /** per device: when its next poll is due (waiting) or when the one in flight started (monotonic ms) */
+  private readonly due = new Map<string, { at: number; inFlight: boolean }>();
+  /** polls completed (read or failed), for the watchdog */
+  completed = 0;
   private readonly now: () => number;
   private readonly mono: () => number;
 
@@ -66,9 +70,13 @@ export class Poller extends EventEmitter {
 
   private schedule(d: GatewayDevice, delay: number): void {
     if (!this.running) return;
+    this.due.set(d.id, { at: this.mono() + delay, inFlight: false });
     const timer = setTimeout(() => {
       const started = this.mono();
+      this.due.set(d.id, { at: started, inFlight: true });
       const p = this.pollOnce(d).then(() => {
+        this.completed++;
+        this.firstDone.add(d.id);
         // keep the cadence: the next poll is due pollMs after this one started
         const elapsed = this.mono() - started;
         this.schedule(d, Math.min(d.nextDelayMs(), Math.max(0, d.nextDelayMs() - elapsed)));
@@ -96,6 +104,23 @@ export class Poller extends EventEmitter {
       this.emit('listener-error', d.id, e);
     }
   }
+
+  /**
+   * How far behind the polling is, in ms: the longest a device has waited past its due time, or has
+   * had a read in flight (minus `readAllowanceMs`, what a read may take on a busy line). 0: on time.
+   */
+  lagMs(readAllowanceMs: number): number {
+    const now = this.mono();
+    let worst = 0;
+    for (const d of this.due.values()) worst = Math.max(worst, now - d.at - (d.inFlight ? readAllowanceMs : 0));
+    return worst;
+  }
+
+  /** Every device has finished its first poll (read or failed). */
+  get firstCycleDone(): boolean {
+    return this.firstDone.size === this.devices.length;
+  }
+  private readonly firstDone = new Set<string>();
 
   async stop(): Promise<void> {
     this.running = false;

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { loadConfigFile } from '../config/load.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
+import { SystemdNotifier, Watchdog } from '../watchdog.js';
 import { action } from './errors.js';
 
 /** Stop cleanly on SIGTERM/SIGINT (outputs off, buffer flushed); a second signal exits at once. */
@@ -49,14 +50,23 @@ export function registerRunCommand(program: Command): void {
     .command('run')
     .description('run the gateway on a site config')
     .requiredOption('--config <file>', 'site config (YAML or JSON; examples in seeds/sites/)')
-    .addHelpText('after', '\nLogs are JSON lines on stdout; read them with `| npx pino-pretty`.\nExample:\n  dustgate run --config seeds/sites/construction-zhengzhou.yaml\n')
+    .addHelpText('after', '\nLogs are JSON lines on stdout; read them with `| npx pino-pretty`.\nUnder systemd (NOTIFY_SOCKET) it says READY=1 after the first poll cycle and pings the watchdog (WATCHDOG_USEC) while the control loop runs.\nExample:\n  dustgate run --config seeds/sites/construction-zhengzhou.yaml\n')
     .action(
       action(async (o: { config: string }) => {
         const loaded = loadConfigFile(o.config);
-        const gw = new Gateway({ loaded, logger: createLogger('dustgate') });
-        stopOnSignals(() => gw.stop());
+        const logger = createLogger('dustgate');
+        const gw = new Gateway({ loaded, logger });
+        // under systemd (Type=notify): READY after the first poll cycle, pings while the control loop runs
+        const notifier = new SystemdNotifier(undefined, logger);
+        const watchdog = new Watchdog(gw, notifier, { logger });
+        stopOnSignals(async () => {
+          watchdog.stopping();
+          await gw.stop();
+          notifier.close();
+        });
         failSafeOnFatal(gw);
         await gw.start();
+        void watchdog.ready();
       }),
     );
 }

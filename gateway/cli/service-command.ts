@@ -4,8 +4,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { loadConfigFile } from '../config/load.js';
 import { UsageError, action } from './errors.js';
+import { parseIntIn } from './parse.js';
 
 export interface UnitOptions {
   name: string;
@@ -14,6 +16,8 @@ export interface UnitOptions {
   dataDir: string;
   node: string;
   cli: string;
+  /** systemd's watchdog (Type=notify); 0: Type=simple without one */
+  watchdogSec: number;
 }
 
 export function unitText(o: UnitOptions): string {
@@ -24,7 +28,8 @@ export function unitText(o: UnitOptions): string {
     'Wants=network-online.target',
     '',
     '[Service]',
-    'Type=simple',
+    // notify: ready after the first poll cycle; the watchdog restarts a gateway whose control loop is stuck
+    ...(o.watchdogSec > 0 ? ['Type=notify', 'NotifyAccess=main', `WatchdogSec=${o.watchdogSec}`, 'TimeoutStartSec=90'] : ['Type=simple']),
     `User=${o.user}`,
     `Group=${o.user}`,
     'SupplementaryGroups=dialout',
@@ -48,6 +53,16 @@ export function unitText(o: UnitOptions): string {
   ].join('\n');
 }
 
+/** The notification socket's module loads (a native binding: a bundle for the wrong arch would not). */
+function notifyWorks(): boolean {
+  try {
+    createRequire(import.meta.url)('unix-dgram');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The built CLI this process runs from (or the project's dist/cli.js when run from source). */
 function cliPath(): string {
   const here = fileURLToPath(import.meta.url);
@@ -69,14 +84,20 @@ export function registerServiceCommand(program: Command): void {
     .option('--data-dir <dir>', 'working and data folder (relative storage.path lands here)', '/var/lib/dustgate')
     .option('--no-enable', 'write the unit but do not enable or start it')
     .option('--cli <path>', 'the dustgate binary (dist/cli.js) the service runs; default: the one running now')
+    .option('--watchdog-sec <s>', 'systemd watchdog: restart the gateway when its control loop makes no progress for this long (0: none)', '30')
     .action(
-      action(async (o: { config: string; dryRun?: boolean; root: string; name: string; user: string; dataDir: string; enable: boolean; cli?: string }) => {
+      action(async (o: { config: string; dryRun?: boolean; root: string; name: string; user: string; dataDir: string; enable: boolean; cli?: string; watchdogSec: string }) => {
         const config = path.resolve(o.config);
         loadConfigFile(config); // a service that cannot start is no service: check first
         if (!/^[\w@.-]+$/.test(o.name)) throw new UsageError(`--name: expected a unit name, got "${o.name}"`);
         const cli = o.cli ? path.resolve(o.cli) : cliPath();
         if (!existsSync(cli)) throw new UsageError(`--cli: no such file ${cli}`);
-        const unit = unitText({ name: o.name, user: o.user, config, dataDir: o.dataDir, node: process.execPath, cli });
+        let watchdogSec = parseIntIn(o.watchdogSec, '--watchdog-sec', 0, 3600);
+        if (watchdogSec > 0 && !notifyWorks()) {
+          process.stderr.write('dustgate: warning: the unix-dgram module does not load here, so the gateway cannot tell systemd it is alive: writing Type=simple without a watchdog (reinstall dustgate to fix)\n');
+          watchdogSec = 0;
+        }
+        const unit = unitText({ name: o.name, user: o.user, config, dataDir: o.dataDir, node: process.execPath, cli, watchdogSec });
         if (o.dryRun) {
           process.stdout.write(unit);
           return;

@@ -361,11 +361,11 @@ export interface ChildGateway {
 }
 
 /** `dustgate run --config FILE` as a child process (from source through tsx). */
-export function spawnGateway(configFile: string): ChildGateway {
+export function spawnGateway(configFile: string, env: Record<string, string> = {}): ChildGateway {
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), 'run', '--config', configFile], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DUSTGATE_LOG_LEVEL: 'info' },
+    env: { ...process.env, DUSTGATE_LOG_LEVEL: 'info', ...env },
   });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));

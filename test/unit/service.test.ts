@@ -28,6 +28,10 @@ describe('install-service', () => {
     expect(unit).toMatch(/^WorkingDirectory=\/var\/lib\/dustgate-zz$/m);
     expect(unit).toMatch(new RegExp(`^ExecStart=${process.execPath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} --max-semi-space-size=4 ${cli.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} run --config ${path.join(ROOT, 'seeds/sites/construction-zhengzhou.yaml').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));
     expect(unit).toMatch(/^WantedBy=multi-user.target$/m);
+    // ready after the first poll cycle; restarted when the control loop makes no progress for 30 s
+    expect(unit).toMatch(/^Type=notify$/m);
+    expect(unit).toMatch(/^NotifyAccess=main$/m);
+    expect(unit).toMatch(/^WatchdogSec=30$/m);
     expect(existsSync(path.join(root, 'var/lib/dustgate-zz'))).toBe(true);
     expect(r.stdout).toMatch(/not enabled \(--root/);
   });
@@ -37,6 +41,9 @@ describe('install-service', () => {
     const d = await dustgate(['install-service', '--config', 'seeds/sites/demo.yaml', '--dry-run', '--root', root, '--cli', installedCli()]);
     expect(d.code, d.stderr).toBe(0);
     expect(d.stdout).toMatch(/^\[Unit\]/);
+    const plain = await dustgate(['install-service', '--config', 'seeds/sites/demo.yaml', '--dry-run', '--watchdog-sec', '0', '--cli', installedCli()]);
+    expect(plain.stdout).toMatch(/^Type=simple$/m);
+    expect(plain.stdout).not.toMatch(/WatchdogSec/);
     expect(existsSync(path.join(root, 'etc'))).toBe(false);
     const bad = await dustgate(['install-service', '--config', 'nope.yaml', '--root', root, '--cli', installedCli()]);
     expect(bad.code).toBe(1);
