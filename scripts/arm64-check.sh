@@ -6,7 +6,9 @@
 #     kernel cannot start without binfmt_misc): codecs, rules, HJ 212, readings, the record buffer on
 #     SQLite (better-sqlite3 for arm64), the MQTT contract — in worker threads;
 #  4. `dustgate read` of the simulated weather head on a real pty (the serialport binding for arm64);
-#  5. a `dustgate demo` smoke: the page answers, telemetry reaches the embedded broker, frost blocks sprinkling.
+#  5. a `dustgate demo` smoke: the page answers, telemetry reaches the embedded broker, frost blocks sprinkling;
+#  6. the offline bundle for arm64: install.sh with no network and no npm, on a box whose `node` is
+#     Node 20 for arm64 (under emulation), then the installed `dustgate doctor` on the demo site.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/dustgate-arm64.XXXXXX)
@@ -65,4 +67,26 @@ done
 kill -INT $demo
 wait $demo || true
 grep -q 'switching outputs off' "$WORK/demo.log"
-say "ok: page, telemetry, frost interlock, clean stop"
+say "offline bundle for arm64"
+NATIVE_FROM="$WORK/install/node_modules" bash "$ROOT/scripts/bundle.sh" --arch arm64 --out "$WORK/bundle" >"$WORK/bundle.log" 2>&1 || { cat "$WORK/bundle.log" >&2; exit 1; }
+tgz=$(tail -1 "$WORK/bundle.log")
+tar -C "$WORK/bundle" -xzf "$tgz"
+bdir="$WORK/bundle/$(basename "$tgz" .tar.gz)"
+mkdir -p "$WORK/shim" "$WORK/home"
+# the box's node: Node 20 for arm64 (here under emulation); an npm that fails if anything calls it
+printf '#!/bin/sh\nexec qemu-aarch64-static -L /usr/aarch64-linux-gnu %s "$@"\n' "$NODE_ARM64/bin/node" >"$WORK/shim/node"
+printf '#!/bin/sh\necho "npm was called: $*" >&2\nexit 99\n' >"$WORK/shim/npm"
+chmod +x "$WORK/shim/node" "$WORK/shim/npm"
+sp=$(free_port); bp=$(free_port)
+(cd "$ROOT" && exec node dist/cli.js sim --scenario seeds/scenarios/demo.yaml --tcp "127.0.0.1:$sp" --control "127.0.0.1:$(free_port)" >"$WORK/sim2.log" 2>&1) &
+pids+=($!)
+mosquitto -p "$bp" >"$WORK/mosquitto.log" 2>&1 &
+pids+=($!)
+sed -e "s/port: 1502/port: $sp/" -e "s#^mqtt:.*#mqtt: { url: \"mqtt://127.0.0.1:$bp\" }#" "$ROOT/seeds/sites/demo.yaml" >"$WORK/site.yaml"
+offline=(env -i PATH="$WORK/shim:/usr/sbin:/usr/bin:/sbin:/bin" HOME="$WORK/home" npm_config_offline=true npm_config_registry=http://127.0.0.1:9/)
+"${offline[@]}" bash "$bdir/install.sh" "$WORK/site.yaml" --root "$WORK/root" --user dust | tee "$WORK/install.log"
+grep -q "npm was called" "$WORK/install.log" && { echo "arm64: install.sh called npm" >&2; exit 1; }
+sleep 2
+(cd "$WORK" && "${offline[@]}" node "$WORK/root/opt/dustgate/app/dist/cli.js" doctor --config "$WORK/root/etc/dustgate/site.yaml") | tee "$WORK/doctor.log"
+grep -Eq '^ok +device head' "$WORK/doctor.log"
+say "ok: --version, unit tests, pty read, demo (page, telemetry, frost interlock, clean stop), offline bundle install and doctor"

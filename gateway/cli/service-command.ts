@@ -84,25 +84,31 @@ export function registerServiceCommand(program: Command): void {
     .option('--data-dir <dir>', 'working and data folder (relative storage.path lands here)', '/var/lib/dustgate')
     .option('--no-enable', 'write the unit but do not enable or start it')
     .option('--cli <path>', 'the dustgate binary (dist/cli.js) the service runs; default: the one running now')
+    .option('--node <path>', 'the node binary the service runs (default: the one running now)')
     .option('--watchdog-sec <s>', 'systemd watchdog: restart the gateway when its control loop makes no progress for this long (0: none)', '30')
     .action(
-      action(async (o: { config: string; dryRun?: boolean; root: string; name: string; user: string; dataDir: string; enable: boolean; cli?: string; watchdogSec: string }) => {
+      action(async (o: { config: string; dryRun?: boolean; root: string; name: string; user: string; dataDir: string; enable: boolean; cli?: string; node?: string; watchdogSec: string }) => {
+        const root = path.resolve(o.root);
+        // under --root (an image, a bundle's test install) paths may be given inside it or as on the box
+        const onBox = (p: string) => (root !== '/' && p.startsWith(root + path.sep) ? p.slice(root.length) : p);
+        const inRoot = (p: string) => (root !== '/' && !p.startsWith(root + path.sep) && !existsSync(p) ? path.join(root, p) : p);
         const config = path.resolve(o.config);
-        loadConfigFile(config); // a service that cannot start is no service: check first
+        loadConfigFile(inRoot(config)); // a service that cannot start is no service: check first
         if (!/^[\w@.-]+$/.test(o.name)) throw new UsageError(`--name: expected a unit name, got "${o.name}"`);
         const cli = o.cli ? path.resolve(o.cli) : cliPath();
-        if (!existsSync(cli)) throw new UsageError(`--cli: no such file ${cli}`);
+        if (!existsSync(inRoot(cli))) throw new UsageError(`--cli: no such file ${cli}`);
+        const node = o.node ? path.resolve(o.node) : process.execPath;
+        if (!existsSync(inRoot(node))) throw new UsageError(`--node: no such file ${node}`);
         let watchdogSec = parseIntIn(o.watchdogSec, '--watchdog-sec', 0, 3600);
         if (watchdogSec > 0 && !notifyWorks()) {
           process.stderr.write('dustgate: warning: the unix-dgram module does not load here, so the gateway cannot tell systemd it is alive: writing Type=simple without a watchdog (reinstall dustgate to fix)\n');
           watchdogSec = 0;
         }
-        const unit = unitText({ name: o.name, user: o.user, config, dataDir: o.dataDir, node: process.execPath, cli, watchdogSec });
+        const unit = unitText({ name: o.name, user: o.user, config: onBox(config), dataDir: o.dataDir, node: onBox(node), cli: onBox(cli), watchdogSec });
         if (o.dryRun) {
           process.stdout.write(unit);
           return;
         }
-        const root = path.resolve(o.root);
         const unitFile = path.join(root, 'etc/systemd/system', `${o.name}.service`);
         mkdirSync(path.dirname(unitFile), { recursive: true });
         mkdirSync(path.join(root, o.dataDir), { recursive: true });
