@@ -10,6 +10,7 @@
  *  (e) 50 simulated devices at 1 Hz: the gateway process's CPU share of one core (≤ 5 %) and peak RSS (≤ 120 MB).
  *  (f) Firmata: an Arduino relay switched and confirmed through dustgate ÷ a bare firmata.js loop (≥ 0.8).
  *  (g) CLI start-up: `dustgate --version` and `dustgate read` against bare `node -e 0` (bench/cli.ts).
+ *  (h) SD card wear: bytes written to disk per hour on the construction-site example, broker up and down (bench/disk.ts).
  * Writes bench/results.json and prints a table. `--quick` runs shorter (CI).
  */
 import { spawn } from 'node:child_process';
@@ -30,6 +31,7 @@ import { freePort, medianOfAlternating, quick, type Result } from './common.js';
 import { bufferWrites, drain, gatewayLoad } from './gateway.js';
 import { firmataSwitching } from './firmata.js';
 import { cliStartup } from './cli.js';
+import { diskWrites } from './disk.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -143,6 +145,7 @@ results.push(await bufferWrites());
 results.push(...(await gatewayLoad()));
 results.push(await firmataSwitching());
 results.push(...(await cliStartup()));
+results.push(...(await diskWrites()));
 
 const file = path.join(HERE, 'results.json');
 writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, node: process.version, results }, null, 2) + '\n');

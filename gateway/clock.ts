@@ -21,6 +21,12 @@ export interface Clock {
   wallOf(mono: number): number;
   /** The monotonic instant of a wall timestamp taken a moment ago (a reading's ts). */
   monoOf(wall: number): number;
+  /** NTP state as last asked (gateway/clock-sync.ts); undefined: not known */
+  synced: boolean | undefined;
+  /** What each stored record carries about the clock: `{clock: "unsynced"}` while NTP has not set it, `{clock: "platform"}` once a platform set it, else nothing. */
+  readonly recordFlag: Readonly<Record<string, string>>;
+  /** Set the gateway's time from a trusted source (an HJ 212 platform's 1012): returns the correction in ms (0: within 2 s, nothing done). */
+  correct(trueNow: number): number;
 }
 
 export interface ClockStep {
@@ -37,6 +43,13 @@ export class GatewayClock implements Clock {
   private lastWall: number;
   private lastMono: number;
   private holding = false;
+  /** added to the system clock: a platform's correction of a clock NTP has not set */
+  private offset = 0;
+  private corrected = false;
+  synced: boolean | undefined = undefined;
+  private static readonly NONE = Object.freeze({});
+  private static readonly UNSYNCED = Object.freeze({ clock: 'unsynced' });
+  private static readonly PLATFORM = Object.freeze({ clock: 'platform' });
 
   constructor(
     private readonly system: () => number = Date.now,
@@ -47,8 +60,26 @@ export class GatewayClock implements Clock {
     this.lastWall = system();
   }
 
+  get recordFlag(): Readonly<Record<string, string>> {
+    if (this.synced !== false) return GatewayClock.NONE;
+    return this.corrected ? GatewayClock.PLATFORM : GatewayClock.UNSYNCED;
+  }
+
+  correct(trueNow: number): number {
+    const delta = trueNow - this.now();
+    if (Math.abs(delta) < STEP_MS) return 0;
+    this.offset += delta;
+    this.corrected = true;
+    if (delta > 0) {
+      // forward: followed at once, and not reported as a step (the caller reports the correction)
+      this.lastWall = trueNow;
+      this.lastMono = this.monotonic();
+    } else this.holding = true; // back: waited out at the monotonic rate, like a backward step
+    return Math.round(delta);
+  }
+
   now(): number {
-    const sys = this.system();
+    const sys = this.system() + this.offset;
     const m = this.monotonic();
     const expected = this.lastWall + (m - this.lastMono);
     const delta = sys - expected;

@@ -82,6 +82,7 @@ export interface ApplyHost {
   readonly siteFile: LoadedConfig;
   readonly stopping: boolean;
   readonly engine: RulesEngine;
+  readonly batch: { setCommitMs(ms: number): void };
   readonly store: Store;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -246,6 +247,7 @@ export class ConfigApplier {
 
   /** A config went live: its version, the log, P/config and P/state. */
   private applied(next: LoadedConfig, meta: ApplyMeta): ApplyResult {
+    this.gw.batch.setCommitMs(next.config.storage.commitMs);
     this.gw.dataPath('config versions', () => {
       this.gw.version = this.gw.store.versions.add({ source: meta.source ?? 'remote', requestId: meta.requestId, baseHash: this.gw.loaded.fileHash ?? '', config: JSON.stringify(next.raw) });
     });

@@ -76,6 +76,7 @@ export type DustgateEvent = { ts: number } & (
   | { type: 'storage_error'; code: string | null | undefined; message: string | null | undefined; path: string; hint: string }
   | { type: 'storage_recovered'; failingSince: string | number | null | undefined; droppedTelemetry: number; droppedEvents: number }
   | { type: 'clock_step'; deltaS: number; action: 'held' | 'followed' }
+  | { type: 'clock_set'; source: 'hj212'; deltaS: number; platformTime: string; ntp: 'unsynced' | 'unknown' }
   | ({ type: 'remote_accepted'; requestId: string | null; topic: string; command: string; scope?: string; version?: number } & Extra)
   | ({ type: 'remote_refused'; requestId: string | null; topic: string; command: string; code: string; reason: string; scope?: string; version?: number; count?: number; requestIds?: (string | null)[] } & Extra)
 );
@@ -86,7 +87,7 @@ export type EventType = DustgateEvent['type'];
 export const EVENT_TYPES = [
   'alert_level', 'output_changed', 'video_trigger', 'sprinkler_stopped', 'sprinkler_blocked', 'sweeping_stopped', 'sweeping_allowed',
   'dust_alarm', 'earthwork_violation', 'device_status', 'output_fault', 'output_unmapped', 'buffer_overflow', 'storage_error',
-  'storage_recovered', 'clock_step', 'remote_accepted', 'remote_refused',
+  'storage_recovered', 'clock_step', 'clock_set', 'remote_accepted', 'remote_refused',
 ] as const satisfies readonly EventType[];
 // a type in the union but not in the list fails to compile here
 const _allListed: Exclude<EventType, (typeof EVENT_TYPES)[number]> extends never ? true : never = true;

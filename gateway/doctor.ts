@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Bus } from '../drivers/bus.js';
 import { DeviceClient } from '../drivers/device.js';
 import { isDriverError } from '../drivers/errors.js';
+import { probeClockSync, SYNC_FIX } from './clock-sync.js';
 import { ConfigError, definitionOf, loadConfigFile } from './config/load.js';
 import { FirmataBus, FirmataDevice } from '../drivers/firmata.js';
 import type { Config } from './config/schema.js';
@@ -198,6 +199,20 @@ function tcpCheck(host: string, port: number, timeoutMs: number): Promise<string
   });
 }
 
+/** The clock: NTP-synchronised (asked of timedatectl, chronyc or timesyncd), and not before 2025. */
+async function clockCheck(): Promise<Check> {
+  const now = new Date().toISOString();
+  const sync = await probeClockSync();
+  if (new Date().getUTCFullYear() < 2025) return { name: 'clock', ok: false, detail: `the clock says ${now}`, fix: SYNC_FIX };
+  if (sync.synced === true) return { name: 'clock', ok: true, detail: `${now} (UTC), synchronised (${sync.source}: ${sync.detail})` };
+  return {
+    name: 'clock',
+    ok: false,
+    detail: sync.synced === false ? `${now} (UTC) is not synchronised (${sync.source}: ${sync.detail})` : `${now} (UTC): cannot tell whether it is synchronised (${sync.detail})`,
+    fix: SYNC_FIX,
+  };
+}
+
 export async function runDoctor(file: string, o: { timeoutMs?: number } = {}): Promise<Check[]> {
   const timeoutMs = o.timeoutMs ?? 3000;
   const checks: Check[] = [];
@@ -218,12 +233,7 @@ export async function runDoctor(file: string, o: { timeoutMs?: number } = {}): P
     const err = await tcpCheck(c.hj212.host, c.hj212.port, timeoutMs);
     checks.push(err ? { name: 'hj212', ok: false, detail: `${c.hj212.host}:${c.hj212.port}: ${err}`, fix: 'check hj212.host and hj212.port with the platform operator, and the firewall' } : { name: 'hj212', ok: true, detail: `${c.hj212.host}:${c.hj212.port} accepts connections` });
   }
-  const year = new Date().getUTCFullYear();
-  checks.push(
-    year >= 2025
-      ? { name: 'clock', ok: true, detail: `${new Date().toISOString()} (UTC)` }
-      : { name: 'clock', ok: false, detail: `the clock says ${new Date().toISOString()}`, fix: 'set the time: timedatectl set-ntp true (HJ 212 and every timestamp need it)' },
-  );
+  checks.push(await clockCheck());
   const dir = path.dirname(path.resolve(c.storage.path));
   let probe = dir;
   while (!existsSync(probe) && path.dirname(probe) !== probe) probe = path.dirname(probe);

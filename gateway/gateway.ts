@@ -12,6 +12,7 @@ import { LatestValues, StateView } from './state-view.js';
 import { AggregateReports } from './reports.js';
 import { OutputSafety } from './output-safety.js';
 import { HealthEvents } from './health-events.js';
+import { RecordBatch } from './record-batch.js';
 import { ConfigApplier, startingConfig, type ApplyHost, type ApplyMeta, type ApplyResult, type ConfigChange } from './config-apply.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
@@ -81,8 +82,9 @@ export class Gateway extends EventEmitter implements ApplyHost {
   readonly view: StateView;
   private readonly reports: AggregateReports;
   private readonly safety: OutputSafety;
-  /** @internal */
+  /** @internal the gateway's own footing as events (health-events.ts); readings written together (record-batch.ts) */
   readonly health = new HealthEvents(this);
+  readonly batch: RecordBatch;
   http: HttpServer | undefined;
   private lastAggTick = -Infinity;
   private tick: NodeJS.Timeout | undefined;
@@ -100,13 +102,14 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.now = () => this.clock.now();
     this.startedAt = new Date(this.now()).toISOString();
     const c0 = opts.loaded.config;
-    this.store = new Store({ path: c0.storage.path, maxMB: c0.storage.maxMB, durability: c0.storage.durability });
+    this.store = new Store({ path: c0.storage.path, maxMB: c0.storage.maxMB, durability: c0.storage.durability, ackDelayMs: c0.storage.commitMs });
     this.storage = new StorageGuard(this.store, { now: this.now, mono: () => this.clock.mono(), logger: this.logger });
     this.storage.on('change', (st: StorageStatus) => this.health.storageChanged(st));
     ({ loaded: this.loaded, version: this.version } = startingConfig(this.store, opts.loaded, this.logger));
     const c = this.loaded.config;
     this.config = c;
     this.rt = this.buildRuntime(c);
+    this.batch = new RecordBatch(this, c.storage.commitMs);
     this.engine = new RulesEngine({ rules: c.rules, outputs: c.outputs, inputs: engineInputs(c), sources: this.rt.sources, timezone: this.loaded.timezone }, this.clock.mono(), {
       wallOf: (t) => this.clock.wallOf(t),
     });
@@ -227,6 +230,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
       this.logger.info({ outputs: this.rt.outputs.actual }, 'outputs off at shutdown');
       for (const l of this.rt.lights) l.setLight('off');
       this.publishState();
+      this.batch.flush();
       if (this.uplink?.connected) await this.uplink.flush(2000);
     }
     this.remote?.stop();
@@ -267,12 +271,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.latest.observe(r, this.rt.sources);
     const closed = this.aggregator.add(r);
     if (closed.length) this.reports.closed(closed);
-    const body = JSON.stringify({ ts: new Date(r.ts).toISOString(), device: r.device, values: r.values, flags: r.flags });
-    const { seq, eviction } = this.storage.appendTelemetry(body);
-    this.counters.readings++;
-    this.emit('reading', { ...r, seq });
-    if (eviction) this.health.overflow(eviction);
-    this.pumpUplinks();
+    this.batch.add('telemetry', JSON.stringify({ ts: new Date(r.ts).toISOString(), device: r.device, values: r.values, flags: r.flags, ...this.clock.recordFlag }), r);
   }
 
   /** @internal */
@@ -285,7 +284,8 @@ export class Gateway extends EventEmitter implements ApplyHost {
   /** Store events (each gets its seq) and hand them on. */
   record(events: RuleEvent[]): void {
     if (!events.length || (this.stopped && !this.started)) return;
-    const bodies = events.map((e) => JSON.stringify({ ...e, ts: new Date(e.ts).toISOString() }));
+    this.batch.flush(); // readings recorded before these events keep the lower seqs
+    const bodies = events.map((e) => JSON.stringify({ ...e, ts: new Date(e.ts).toISOString(), ...this.clock.recordFlag }));
     const { seqs, eviction } = this.storage.appendEvents(bodies);
     events.forEach((e, i) => {
       this.counters.events++;

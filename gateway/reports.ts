@@ -9,18 +9,14 @@ import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import type { Uplink } from './uplink/uplink.js';
 import type { Store } from './store.js';
-import type { StorageGuard } from './storage-guard.js';
-import type { Eviction } from './store.js';
 
 export interface ReportsHost {
   readonly config: Config;
   readonly loaded: LoadedConfig;
   readonly store: Store;
   readonly uplinks: Uplink[];
-  readonly storage: Pick<StorageGuard, 'appendTelemetry'>;
+  readonly batch: { add(kind: 'aggregate', body: string): void };
   now(): number;
-  readonly health: { overflow(ev: Eviction): void };
-  pumpUplinks(): void;
   emit(event: 'aggregates', msg: unknown): boolean;
   dataPath(what: string, job: () => void): void;
 }
@@ -51,10 +47,8 @@ export class AggregateReports {
       this.gw.emit('aggregates', msg);
       // through the buffer like readings: a seq, kept while the broker is away, acknowledged by each uplink
       const { gateway: _, ...body } = msg;
-      const { eviction } = this.gw.storage.appendTelemetry(JSON.stringify(body), 'aggregate');
-      if (eviction) this.gw.health.overflow(eviction);
+      this.gw.batch.add('aggregate', JSON.stringify(body));
     }
-    this.gw.pumpUplinks();
     if (list.some((a) => a.period === 'day')) this.gw.dataPath('aggregates prune', () => this.gw.store.aggs.prune(new Date(this.gw.now() - 40 * 86_400_000).toISOString()));
   }
 

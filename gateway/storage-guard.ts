@@ -75,16 +75,18 @@ export class StorageGuard extends EventEmitter {
    * dropped and counted). `eviction` is what making room took.
    */
   appendTelemetry(body: string, kind: 'telemetry' | 'aggregate' = 'telemetry'): { seq?: number; eviction?: Eviction } {
-    if (this.failing && !this.retryDue()) {
-      this.dropTelemetry();
-      return {};
-    }
-    const res = this.write(kind, [body]);
+    const { seqs, eviction } = this.appendMany([body], kind);
+    return { seq: seqs[0], eviction };
+  }
+
+  /** Store telemetry (or aggregates) in one transaction; all dropped and counted when the store is failing. */
+  appendMany(bodies: string[], kind: 'telemetry' | 'aggregate' = 'telemetry'): { seqs: (number | undefined)[]; eviction?: Eviction } {
+    const res = this.failing && !this.retryDue() ? undefined : this.write(kind, bodies);
     if (!res) {
-      this.dropTelemetry();
-      return {};
+      for (let i = 0; i < bodies.length; i++) this.dropTelemetry();
+      return { seqs: bodies.map(() => undefined) };
     }
-    return { seq: res.seqs[0], eviction: res.eviction };
+    return res;
   }
 
   /**

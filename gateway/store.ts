@@ -23,6 +23,8 @@ export interface StoreOptions {
   maxMB: number;
   durability?: 'normal' | 'full';
   readonly?: boolean;
+  /** acknowledged records are deleted together this long after the first ack (one transaction: SD card wear) */
+  ackDelayMs?: number;
 }
 
 /**
@@ -290,9 +292,9 @@ export class Store implements RecordBuffer {
       return n;
     }
     if (known && this.deferAcks) {
-      // acks arriving together are deleted together, in one transaction, right after this tick
+      // acks arriving together are deleted together, in one transaction, ackDelayMs after the first
       this.pendingAcks.push({ from, to, ...known });
-      if (!this.ackFlush) this.ackFlush = setImmediate(() => this.flushAcks());
+      if (!this.ackFlush) this.ackFlush = setTimeout(() => this.flushAcks(), this.opts.ackDelayMs ?? 0);
       return known.count;
     }
     if (known) {
@@ -334,13 +336,13 @@ export class Store implements RecordBuffer {
   }
 
   private pendingAcks: { from: number; to: number; count: number; bytes: number }[] = [];
-  private ackFlush: NodeJS.Immediate | undefined;
+  private ackFlush: NodeJS.Timeout | undefined;
   /** Coalesce acks (the uplink's case); direct calls delete at once. */
   deferAcks = false;
 
   /** Delete every acknowledged range queued so far (one transaction). */
   flushAcks(): void {
-    if (this.ackFlush) clearImmediate(this.ackFlush);
+    if (this.ackFlush) clearTimeout(this.ackFlush);
     this.ackFlush = undefined;
     const acks = this.pendingAcks;
     if (!acks.length || !this.db.open) return;

@@ -2,7 +2,9 @@
  * The uplinks a config asks for, built and wired: MQTT (records, and the remote-operations channel)
  * and HJ 212 (aggregates). A new uplink is built here and joins `Gateway.uplinks`.
  */
+import type { Clock } from './clock.js';
 import type { Config, Metric } from './config/schema.js';
+import type { DustgateEvent } from './contract.js';
 import { Hj212Uplink } from './hj212/uplink.js';
 import type { Logger } from './log.js';
 import type { Flag } from './reading.js';
@@ -18,6 +20,8 @@ export interface UplinkHost {
   readonly now: () => number;
   readonly uplink: MqttUplink | undefined;
   readonly remote: RemoteHandler | undefined;
+  readonly clock: Clock;
+  record(events: DustgateEvent[]): void;
 }
 
 /** The MQTT uplink; its remote topics are subscribed on every connect and handed to the remote handler. */
@@ -41,5 +45,15 @@ export function hj212Uplink(
   c: Config,
   o: { timeZone: string; sources: Partial<Record<Metric, string>>; latest: () => Record<string, { v: number; flag: Flag }> },
 ): Hj212Uplink {
-  return new Hj212Uplink({ cfg: c.hj212, mn: c.hj212.mn || c.gateway.id, aggregates: gw.store.aggs, queue: gw.store.uploads('hj212'), now: gw.now, logger: gw.logger, ...o });
+  // a clock NTP has not set takes the platform's time (1013 → 1012), and says so in an event
+  const setTime = (ms: number) => {
+    const ntp = gw.clock.synced === false ? 'unsynced' : 'unknown';
+    const delta = gw.clock.correct(ms);
+    if (delta) {
+      gw.logger.warn({ deltaS: delta / 1000, source: 'hj212' }, `clock set by the HJ 212 platform: ${delta > 0 ? '+' : ''}${Math.round(delta / 1000)} s`);
+      gw.record([{ type: 'clock_set', ts: gw.now(), source: 'hj212', deltaS: Math.round(delta / 100) / 10, platformTime: new Date(ms).toISOString(), ntp }]);
+    }
+    return delta;
+  };
+  return new Hj212Uplink({ cfg: c.hj212, mn: c.hj212.mn || c.gateway.id, aggregates: gw.store.aggs, queue: gw.store.uploads('hj212'), now: gw.now, logger: gw.logger, clockSynced: () => gw.clock.synced, setTime, ...o });
 }

@@ -76,7 +76,8 @@ mkdir -p "$WORK/shim" "$WORK/home"
 # the box's node: Node 20 for arm64 (here under emulation); an npm that fails if anything calls it
 printf '#!/bin/sh\nexec qemu-aarch64-static -L /usr/aarch64-linux-gnu %s "$@"\n' "$NODE_ARM64/bin/node" >"$WORK/shim/node"
 printf '#!/bin/sh\necho "npm was called: $*" >&2\nexit 99\n' >"$WORK/shim/npm"
-chmod +x "$WORK/shim/node" "$WORK/shim/npm"
+printf '#!/bin/sh\necho yes\n' >"$WORK/shim/timedatectl"   # a box whose clock NTP has set
+chmod +x "$WORK/shim/node" "$WORK/shim/npm" "$WORK/shim/timedatectl"
 sp=$(free_port); bp=$(free_port)
 (cd "$ROOT" && exec node dist/cli.js sim --scenario seeds/scenarios/demo.yaml --tcp "127.0.0.1:$sp" --control "127.0.0.1:$(free_port)" >"$WORK/sim2.log" 2>&1) &
 pids+=($!)

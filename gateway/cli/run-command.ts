@@ -4,6 +4,7 @@ import { loadConfigFile } from '../config/load.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { SystemdNotifier, Watchdog } from '../watchdog.js';
+import { watchClockSync } from '../clock-sync.js';
 import { action } from './errors.js';
 
 /** Stop cleanly on SIGTERM/SIGINT (outputs off, buffer flushed); a second signal exits at once. */
@@ -59,7 +60,10 @@ export function registerRunCommand(program: Command): void {
         // under systemd (Type=notify): READY after the first poll cycle, pings while the control loop runs
         const notifier = new SystemdNotifier(undefined, logger);
         const watchdog = new Watchdog(gw, notifier, { logger });
+        // NTP: asked every minute; until it has set the clock, records are flagged and HJ 212 may set the time
+        const stopSync = watchClockSync(gw.clock, { logger });
         stopOnSignals(async () => {
+          stopSync();
           watchdog.stopping();
           await gw.stop();
           notifier.close();

@@ -125,7 +125,13 @@ export const ConfigSchema = z.strictObject({
     .default({}) as unknown as z.ZodDefault<z.ZodType<Partial<Record<Metric, string>>>>,
   rules: RulesSchema,
   storage: z
-    .strictObject({ path: z.string().default('./data/buffer.db'), maxMB: numIn(0.01, 1_000_000, false).default(512), durability: oneOf(['normal', 'full']).default('normal') })
+    .strictObject({
+      path: z.string().default('./data/buffer.db'),
+      maxMB: numIn(0.01, 1_000_000, false).default(512),
+      durability: oneOf(['normal', 'full']).default('normal'),
+      /** readings are written together every commitMs (one transaction: SD card wear); 0 writes each at once */
+      commitMs: numIn(0, 10_000).default(1000),
+    })
     .prefault({}),
   mqtt: z
     .strictObject({

@@ -24,11 +24,14 @@ export interface PlatformOptions {
   port: number;
   /** Answer uploads that ask for it with 9014 (default true). */
   ack?: boolean;
+  /** the platform's clock (default: this machine's) */
+  now?: () => number;
   timeZone?: string;
 }
 
 export class Hj212Platform extends EventEmitter {
   readonly received: Received[] = [];
+  private readonly now: () => number;
   readonly errors: { at: number; code: string; message: string }[] = [];
   private server: net.Server | undefined;
   private sockets = new Set<net.Socket>();
@@ -38,6 +41,7 @@ export class Hj212Platform extends EventEmitter {
   constructor(private readonly o: PlatformOptions) {
     super();
     this.ack = o.ack ?? true;
+    this.now = o.now ?? Date.now;
   }
 
   async start(): Promise<void> {
@@ -88,6 +92,8 @@ export class Hj212Platform extends EventEmitter {
     this.emit('packet', r);
     if (this.ack && r.flag & 1 && ![CN.qnRtn, CN.exeRtn, CN.dataAck].includes(r.cn as never))
       s.write(reply({ qn: r.qn, st: '91', cn: CN.dataAck, pw: field(p, 'PW') ?? '', mn: r.mn }));
+    // a site asks for the time (1013): set it (1012) from this platform's clock
+    if (r.cn === CN.timeCalibration) this.request({ cn: CN.setTime, mn: r.mn, pw: field(p, 'PW') ?? undefined, cp: [[['SystemTime', hjTime(this.now(), this.o.timeZone ?? 'Asia/Shanghai')]]] });
   }
 
   /** Send a request to every connected gateway (e.g. CN 2061 with BeginTime/EndTime). */

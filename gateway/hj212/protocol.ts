@@ -12,6 +12,8 @@ export const CN = {
   day: '2031',
   getTime: '1011',
   setTime: '1012',
+  /** the site asks the platform to set its time (answered with 1012) */
+  timeCalibration: '1013',
   getRtdInterval: '1061',
   setRtdInterval: '1062',
   getMinInterval: '1063',

@@ -37,6 +37,10 @@ export interface Hj212UplinkOptions {
   sources: Partial<Record<Metric, string>>;
   /** the latest value and flag of each source metric (real-time data) */
   latest: () => Partial<Record<string, { v: number; flag: Flag }>>;
+  /** Whether NTP has set the system clock (undefined: not known): until it has, the platform's time is asked for (1013) and its set-time (1012) accepted. */
+  clockSynced?: () => boolean | undefined;
+  /** Set the gateway's time (the platform's 1012); returns the correction in ms. */
+  setTime?: (ms: number) => number;
   ackTimeoutMs?: number;
   tries?: number;
   reconnectMinMs?: number;
@@ -104,6 +108,8 @@ export class Hj212Uplink extends EventEmitter implements Uplink {
       this.rx = Buffer.alloc(0);
       this.o.logger.info({ host: this.o.cfg.host, port: this.o.cfg.port }, 'HJ 212 platform connected');
       this.emit('connect');
+      // a clock NTP has not set: ask the platform for its time (it answers with a 1012 set-time)
+      if (this.o.setTime && this.o.clockSynced?.() !== true) for (const t of buildPackets(this.head(this.newQn(), CN.timeCalibration, false), [])) this.write(t);
       void this.drain();
     });
     s.on('data', (d) => this.onData(d));
@@ -313,9 +319,20 @@ export class Hj212Uplink extends EventEmitter implements Uplink {
       case CN.getTime:
         send(CN.getTime, [[['SystemTime', hjTime(this.o.now(), this.o.timeZone)]]]);
         break;
-      case CN.setTime:
-        exe = '100'; // the system clock is kept by NTP, not by the platform
+      case CN.setTime: {
+        // the gateway's own timestamps follow the platform while NTP has not set the clock (the
+        // system clock itself is the OS's); with NTP in charge the platform's time is refused
+        const t = cpValue(p, 'SystemTime');
+        if (!this.o.setTime || this.o.clockSynced?.() === true) exe = '100';
+        else if (!t) exe = '3';
+        else
+          try {
+            this.o.setTime(parseHjTime(t, this.o.timeZone));
+          } catch {
+            exe = '3';
+          }
         break;
+      }
       case CN.getRtdInterval:
         send(CN.getRtdInterval, [[['RtdInterval', String(this.rtdIntervalS)]]]);
         break;

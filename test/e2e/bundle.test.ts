@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 describe('offline install bundle', () => {
-  it('x64: builds, installs with no network and no npm, and the installed doctor passes on the demo site', async () => {
+  it('x64: builds, installs with no network and no npm, and the installed doctor passes on the demo site', { timeout: 240_000 }, async () => {
     const out = tempDir('bundle');
     const made = await runCommand('bash', [path.join(ROOT, 'scripts/bundle.sh'), '--arch', 'x64', '--with-node', '--out', out], { cwd: ROOT, timeoutMs: 240_000 });
     expect(made.code, made.stderr).toBe(0);
@@ -36,6 +36,8 @@ describe('offline install bundle', () => {
     const bin = tempDir('no-npm');
     writeFileSync(path.join(bin, 'npm'), '#!/bin/sh\necho "npm was called: $*" >&2\nexit 99\n');
     chmodSync(path.join(bin, 'npm'), 0o755);
+    writeFileSync(path.join(bin, 'timedatectl'), '#!/bin/sh\necho yes\n'); // a box whose clock NTP has set
+    chmodSync(path.join(bin, 'timedatectl'), 0o755);
     const env = { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, HOME: tempDir('home'), npm_config_offline: 'true', npm_config_registry: 'http://127.0.0.1:9/', NO_PROXY: '*' };
     const root = tempDir('bundle-root');
     const site = path.join(tempDir('site'), 'site.yaml');

@@ -229,6 +229,8 @@ export async function startInProcess(
     moreDevices?: Record<string, unknown>[];
     /** simulated devices added to the scenario's */
     moreSimDevices?: Record<string, unknown>[];
+    /** what NTP says of the gateway's clock (the far end of gateway/clock-sync.ts) */
+    clockSynced?: boolean;
     beforeStart?: (sim: Simulator) => void | Promise<void>;
     io?: IoKind;
     /** firmata: serve the board speaking StandardFirmata on a real pty, opened as a real Arduino is (firmata.js, native serialport) */
@@ -269,6 +271,7 @@ export async function startInProcess(
     tickMs: 50,
     reopenMaxMs: io === 'firmata' ? 500 : undefined,
   });
+  gw.clock.synced = o.clockSynced;
   await gw.start();
   now.release();
   return {

@@ -1,4 +1,19 @@
 /** System tools the tests need; a missing one fails the test with the install command, never skips. */
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * A PATH whose `timedatectl` answers NTPSynchronized=yes or no, as a box with or without NTP would:
+ * the far end of the doctor's clock check (this machine's own may not run systemd).
+ */
+export function ntpPath(synced: boolean): string {
+  const dir = mkdtempSync(join(tmpdir(), `dustgate-ntp-${synced ? 'yes' : 'no'}-`));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'timedatectl'), `#!/bin/sh\necho ${synced ? 'yes' : 'no'}\n`);
+  chmodSync(join(dir, 'timedatectl'), 0o755);
+  return `${dir}:${process.env.PATH}`;
+}
 import { execFile, spawnSync } from 'node:child_process';
 import net from 'node:net';
 
@@ -49,9 +64,9 @@ export function uniquePath(tag: string): string {
 }
 
 /** Run a command without blocking the event loop (an in-process simulator must keep answering). */
-export function runCommand(cmd: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runCommand(cmd: string, args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
-    execFile(cmd, args, { cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeoutMs ?? 20_000 }, (err, stdout, stderr) =>
+    execFile(cmd, args, { cwd: opts.cwd, encoding: 'utf8', timeout: opts.timeoutMs ?? 20_000, env: opts.env }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     ),
   );

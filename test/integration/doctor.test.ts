@@ -9,13 +9,14 @@ import { loadScenario } from '../../simulator/scenario.js';
 import { Simulator } from '../../simulator/simulator.js';
 import { PtyPair } from '../../simulator/pty.js';
 import { ROOT, startMosquitto, tempDir, type Mosquitto } from '../helpers/gateway-rig.js';
-import { freePort, requireTool, runCommand } from '../helpers/system.js';
+import { freePort, ntpPath, requireTool, runCommand } from '../helpers/system.js';
 
 let sim: Simulator;
 let simPort: number;
 let m: Mosquitto;
 let dir: string;
-const dustgate = (args: string[]) => runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), ...args], { cwd: ROOT, timeoutMs: 30_000 });
+const dustgate = (args: string[], synced = true) =>
+  runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), ...args], { cwd: ROOT, timeoutMs: 30_000, env: { ...process.env, PATH: ntpPath(synced) } });
 
 /** seeds/sites/demo.yaml with the simulator's and broker's real ports, and changes. */
 function demoConfig(name: string, change: (c: Record<string, any>) => void = () => undefined): string {
@@ -55,6 +56,14 @@ describe('dustgate doctor', () => {
     expect(r.stdout).toMatch(/^ok\s+device head\s+cwt-weather-station unit 1 answers/m);
     expect(r.stdout).toMatch(/^ok\s+broker\s+mqtt:\/\/127\.0\.0\.1:\d+ accepts/m);
     expect(r.stdout).toMatch(/all \d+ checks passed/);
+    expect(r.stdout).toMatch(/^ok\s+clock\s+\S+ \(UTC\), synchronised \(timedatectl: NTPSynchronized=yes\)$/m);
+  });
+
+  it('a clock that NTP has not synchronised fails with the fix', async () => {
+    const r = await dustgate(['doctor', '--config', demoConfig('unsynced')], false);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^FAIL\s+clock\s+\S+ \(UTC\) is not synchronised \(timedatectl: NTPSynchronized=no\) — turn NTP on: sudo timedatectl set-ntp true/m);
+    expect(r.stdout).toMatch(/1 of \d+ checks failed/);
   });
 
   it.each([

@@ -1,0 +1,77 @@
+/**
+ * Group commit for telemetry and aggregates (SD card wear): readings are written together, one
+ * transaction per `storage.commitMs` (default 1 s), instead of one per reading — each SQLite commit
+ * writes whole pages to the WAL, so a reading a time costs several KB. The control path never waits
+ * for it (the rules saw the reading already); a reading gets its seq, is counted and handed to the
+ * uplinks when its group is written. Events are written at once, and flush the group first, so
+ * seqs keep the order things happened in. A crash loses at most `commitMs` of readings (events
+ * none); `commitMs: 0` writes each reading on its own.
+ */
+import type { Reading } from './reading.js';
+import type { Eviction } from './store.js';
+
+export interface BatchHost {
+  readonly storage: { appendMany(bodies: string[], kind: 'telemetry' | 'aggregate'): { seqs: (number | undefined)[]; eviction?: Eviction } };
+  readonly health: { overflow(ev: Eviction): void };
+  readonly counters: { readings: number };
+  emit(event: 'reading', r: Reading & { seq?: number }): boolean;
+  pumpUplinks(): void;
+  /** runs a data-path job: its failure is logged, never thrown (a timer must not take the process down) */
+  dataPath(what: string, job: () => void): void;
+}
+
+interface Pending {
+  kind: 'telemetry' | 'aggregate';
+  body: string;
+  reading?: Reading;
+}
+
+/** Past this many waiting records the group is written at once (a burst must not grow memory). */
+const MAX_PENDING = 1000;
+
+export class RecordBatch {
+  private pending: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly host: BatchHost,
+    private commitMs: number,
+  ) {}
+
+  setCommitMs(ms: number): void {
+    this.commitMs = ms;
+  }
+
+  add(kind: 'telemetry' | 'aggregate', body: string, reading?: Reading): void {
+    this.pending.push({ kind, body, reading });
+    if (this.commitMs <= 0 || this.pending.length >= MAX_PENDING) this.flush();
+    else this.timer ??= setTimeout(() => this.host.dataPath('store', () => this.flush()), this.commitMs);
+  }
+
+  /** Write what waits, now (before events, at shutdown). */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const list = this.pending;
+    if (!list.length) return;
+    this.pending = [];
+    // one transaction per run of one kind (readings, with an aggregate run now and then)
+    for (let i = 0; i < list.length; ) {
+      let j = i;
+      while (j < list.length && list[j]!.kind === list[i]!.kind) j++;
+      const run = list.slice(i, j);
+      const { seqs, eviction } = this.host.storage.appendMany(
+        run.map((p) => p.body),
+        run[0]!.kind,
+      );
+      run.forEach((p, k) => {
+        if (!p.reading) return;
+        this.host.counters.readings++;
+        this.host.emit('reading', { ...p.reading, seq: seqs[k] });
+      });
+      if (eviction) this.host.health.overflow(eviction);
+      i = j;
+    }
+    this.host.pumpUplinks();
+  }
+}
