@@ -84,10 +84,11 @@ export function registerServiceCommand(program: Command): void {
     .option('--data-dir <dir>', 'working and data folder (relative storage.path lands here)', '/var/lib/dustgate')
     .option('--no-enable', 'write the unit but do not enable or start it')
     .option('--cli <path>', 'the dustgate binary (dist/cli.js) the service runs; default: the one running now')
+    .option('--journal-max-mb <n>', 'cap the systemd journal (a drop-in for journald: SD card space and wear; 0: leave it)', '64')
     .option('--node <path>', 'the node binary the service runs (default: the one running now)')
     .option('--watchdog-sec <s>', 'systemd watchdog: restart the gateway when its control loop makes no progress for this long (0: none)', '30')
     .action(
-      action(async (o: { config: string; dryRun?: boolean; root: string; name: string; user: string; dataDir: string; enable: boolean; cli?: string; node?: string; watchdogSec: string }) => {
+      action(async (o: { config: string; dryRun?: boolean; root: string; name: string; user: string; dataDir: string; enable: boolean; cli?: string; node?: string; watchdogSec: string; journalMaxMb: string }) => {
         const root = path.resolve(o.root);
         // under --root (an image, a bundle's test install) paths may be given inside it or as on the box
         const onBox = (p: string) => (root !== '/' && p.startsWith(root + path.sep) ? p.slice(root.length) : p);
@@ -114,12 +115,20 @@ export function registerServiceCommand(program: Command): void {
         mkdirSync(path.join(root, o.dataDir), { recursive: true });
         writeFileSync(unitFile, unit);
         process.stdout.write(`wrote ${unitFile}\ncreated ${path.join(root, o.dataDir)}\n`);
+        const journalMb = parseIntIn(o.journalMaxMb, '--journal-max-mb', 0, 100_000);
+        const dropIn = path.join(root, 'etc/systemd/journald.conf.d/dustgate.conf');
+        if (journalMb > 0) {
+          mkdirSync(path.dirname(dropIn), { recursive: true });
+          writeFileSync(dropIn, `# written by dustgate install-service: a small journal on an SD card\n[Journal]\nSystemMaxUse=${journalMb}M\nRuntimeMaxUse=${Math.max(8, Math.round(journalMb / 4))}M\n`);
+          process.stdout.write(`wrote ${dropIn}\n`);
+        }
         if (root !== '/' || !o.enable) {
           process.stdout.write(`not enabled (${root !== '/' ? `--root ${o.root}` : '--no-enable'}); on the box: systemctl daemon-reload && systemctl enable --now ${o.name}\n`);
           return;
         }
         try {
           execFileSync('systemctl', ['daemon-reload'], { stdio: 'inherit' });
+          if (journalMb > 0) execFileSync('systemctl', ['restart', 'systemd-journald'], { stdio: 'inherit' });
           execFileSync('systemctl', ['enable', '--now', o.name], { stdio: 'inherit' });
         } catch (e) {
           throw new UsageError(`systemctl failed (${(e as Error).message.split('\n')[0]}): run as root, on a systemd system; the unit is written at ${unitFile}`);

@@ -67,7 +67,7 @@ describe('offline install bundle', () => {
     const work = tempDir('doctor');
     mkdirSync(work, { recursive: true });
     await waitFor(async () => (await runCommand(node, [cli, 'read', '--host', `127.0.0.1:${simPort}`, '--driver', 'cwt-weather-station', '--unit', '1'])).code === 0, 20_000, 200);
-    const doc = await runCommand(node, [cli, 'doctor', '--config', path.join(root, 'etc/dustgate/site.yaml')], { cwd: work, timeoutMs: 60_000 });
+    const doc = await runCommand(node, [cli, 'doctor', '--config', path.join(root, 'etc/dustgate/site.yaml')], { cwd: work, timeoutMs: 60_000, env });
     expect(doc.stdout).toMatch(/^ok\s+config\s+/m);
     expect(doc.stdout).toMatch(/^ok\s+device head\s+cwt-weather-station unit 1 answers/m);
     expect(doc.stdout).toMatch(/^ok\s+broker\s+/m);

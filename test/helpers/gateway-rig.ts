@@ -271,7 +271,7 @@ export async function startInProcess(
     tickMs: 50,
     reopenMaxMs: io === 'firmata' ? 500 : undefined,
   });
-  gw.clock.synced = o.clockSynced;
+  gw.clock.synced = o.clockSynced ?? true; // NTP has set the clock unless a test says otherwise
   await gw.start();
   now.release();
   return {

@@ -9,7 +9,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BOARD_LED, type InProcessRig, IO_LAYOUT, JUNE_10AM, ROOT, sleep, startInProcess, tempDir } from '../helpers/gateway-rig.js';
-import { freePort, requireTool, runCommand, waitFor } from '../helpers/system.js';
+import { freePort, requireTool, runCommand, waitFor, ntpPath } from '../helpers/system.js';
 
 let rig: InProcessRig | undefined;
 afterEach(async () => {
@@ -17,7 +17,8 @@ afterEach(async () => {
   rig = undefined;
 });
 
-const dustgate = (args: string[]) => runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), ...args], { cwd: ROOT, timeoutMs: 30_000 });
+// the doctor's clock check asks timedatectl: here one that says NTP has set the clock
+const dustgate = (args: string[]) => runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), ...args], { cwd: ROOT, timeoutMs: 30_000, env: { ...process.env, PATH: ntpPath(true) } });
 
 describe('firmata-io over a real serial port (StandardFirmata on a pty)', () => {
   it('dustgate sim serves the scenario\'s Arduino on a pty; dustgate doctor finds it', async () => {
@@ -121,7 +122,7 @@ describe('firmata-io over a real serial port (StandardFirmata on a pty)', () => 
         mqtt: { enabled: false },
       }),
     );
-    const out = await runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), 'doctor', '--config', file], { cwd: ROOT, timeoutMs: 30_000 });
+    const out = await runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), 'doctor', '--config', file], { cwd: ROOT, timeoutMs: 30_000, env: { ...process.env, PATH: ntpPath(true) } });
     expect(out.stdout).toMatch(/^ok\s+device board\s+firmata-io on .*ttyACM0: StandardFirmata ready, 2 pins: ch1=0 ch2=0/m);
     expect(out.code, out.stdout + out.stderr).toBe(0);
   });

@@ -5,7 +5,7 @@
  * on a full disk runs its rules instead of crash-looping. Also: maxMB bounds database + WAL.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { statSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { startEmbeddedBroker } from '../../gateway/broker.js';
@@ -129,6 +129,14 @@ describe('disk full', () => {
     fs.fill(0, 'filler-b'); // what the reserve gave back is taken too
     const cfgFile = path.join(tempDir('diskfull-cli'), 'site.json');
     writeFileSync(cfgFile, JSON.stringify({ ...cfg, storage: { path: path.join(fs.dir, 'buffer.db'), maxMB: 64 } }));
+    // with its WAL index still there the buffer reads on a full disk; without it SQLite must make one, and cannot
+    const stats = await runCommand(process.execPath, ['--import', 'tsx', 'gateway/cli/main.ts', 'buffer', 'stats', '--config', cfgFile], { cwd: ROOT });
+    if (existsSync(path.join(fs.dir, 'buffer.db-shm'))) {
+      expect(stats.code, stats.stderr).toBe(0);
+      expect(stats.stdout).toMatch(/^records\s+\d+ \(telemetry \d+, events \d+/m);
+      rmSync(path.join(fs.dir, 'buffer.db-shm'));
+      fs.fill(0, 'filler-c'); // and the room it took is taken too
+    }
     for (const cmd of [['buffer', 'stats'], ['buffer', 'export']]) {
       const out = await runCommand(process.execPath, ['--import', 'tsx', 'gateway/cli/main.ts', ...cmd, '--config', cfgFile], { cwd: ROOT });
       expect(out.code, out.stderr).toBe(1);

@@ -33,6 +33,8 @@ describe('install-service', () => {
     expect(unit).toMatch(/^NotifyAccess=main$/m);
     expect(unit).toMatch(/^WatchdogSec=30$/m);
     expect(existsSync(path.join(root, 'var/lib/dustgate-zz'))).toBe(true);
+    // the journal kept small (SD card space and wear)
+    expect(readFileSync(path.join(root, 'etc/systemd/journald.conf.d/dustgate.conf'), 'utf8')).toMatch(/^\[Journal\]\nSystemMaxUse=64M$/m);
     expect(r.stdout).toMatch(/not enabled \(--root/);
   });
 
