@@ -21,7 +21,7 @@ const ROOT = path.join(HERE, '..');
 const writeBytes = (pid: number) => Number(/^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0);
 
 /** The construction site, its RS-485 line served by the simulator over Modbus TCP (the PMS5003 on the UART has no TCP twin: left out). */
-function siteOn(port: number, mqttUrl: string, dir: string): string {
+export function siteOn(port: number, mqttUrl: string, dir: string): string {
   const c = parse(readFileSync(path.join(ROOT, 'seeds/sites/construction-zhengzhou.yaml'), 'utf8')) as Record<string, any>;
   c.buses = [{ id: 'line1', type: 'tcp', host: '127.0.0.1', port, timeoutMs: 500 }];
   c.devices = c.devices.filter((d: { bus: string }) => d.bus === 'line1');

@@ -11,6 +11,7 @@
  *  (f) Firmata: an Arduino relay switched and confirmed through dustgate ÷ a bare firmata.js loop (≥ 0.8).
  *  (g) CLI start-up: `dustgate --version` and `dustgate read` against bare `node -e 0` (bench/cli.ts).
  *  (h) SD card wear: bytes written to disk per hour on the construction-site example, broker up and down (bench/disk.ts).
+ *  (i) peak RSS of `dustgate run` under arm64 emulation on the construction-site example, a figure (bench/arm64.ts).
  * Writes bench/results.json and prints a table. `--quick` runs shorter (CI).
  */
 import { spawn } from 'node:child_process';
@@ -32,6 +33,7 @@ import { bufferWrites, drain, gatewayLoad } from './gateway.js';
 import { firmataSwitching } from './firmata.js';
 import { cliStartup } from './cli.js';
 import { diskWrites } from './disk.js';
+import { arm64Rss } from './arm64.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -146,6 +148,7 @@ results.push(...(await gatewayLoad()));
 results.push(await firmataSwitching());
 results.push(...(await cliStartup()));
 results.push(...(await diskWrites()));
+results.push(await arm64Rss());
 
 const file = path.join(HERE, 'results.json');
 writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, node: process.version, results }, null, 2) + '\n');

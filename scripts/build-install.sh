@@ -42,16 +42,18 @@ command -v aarch64-linux-gnu-g++ >/dev/null || { echo "build-install: aarch64-li
 NODE_ARM64=$(bash "$ROOT/scripts/node-arm64.sh")
 npm ci "${omit[@]}" --ignore-scripts --cpu=arm64 --os=linux --no-audit --no-fund --loglevel=error
 GYP=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
+# native builds are kept per lockfile: a second install for arm64 takes them instead of compiling again
+CACHE=${DUSTGATE_CACHE:-$HOME/.cache/dustgate}/arm64-native-$(sha256sum "$ROOT/package-lock.json" | cut -c1-16)
 for m in "${NATIVE[@]}"; do
-  # NATIVE_FROM: an arm64 node_modules built before (the CI check builds the bundle after its own install)
-  if [ -n "${NATIVE_FROM:-}" ] && file "$NATIVE_FROM/$m/build/Release/"*.node 2>/dev/null | grep -q 'ARM aarch64'; then
-    cp -r "$NATIVE_FROM/$m/build" "node_modules/$m/"
-    continue
-  fi
+  # NATIVE_FROM: an arm64 node_modules built before; else the cache
+  for from in "${NATIVE_FROM:-/nonexistent}/$m" "$CACHE/$m"; do
+    if file "$from/build/Release/"*.node 2>/dev/null | grep -q 'ARM aarch64'; then cp -r "$from/build" "node_modules/$m/"; continue 2; fi
+  done
   (cd "node_modules/$m" && CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar \
     node "$GYP" rebuild --release --arch=arm64 --nodedir="$NODE_ARM64" -j 2 >"$DEST/build-$m.log" 2>&1) ||
     { echo "build-install: cross-compiling $m failed; see $DEST/build-$m.log" >&2; exit 1; }
   file "node_modules/$m/build/Release/"*.node | grep -q 'ARM aarch64' || { echo "build-install: $m did not come out for arm64" >&2; exit 1; }
+  mkdir -p "$CACHE/$m" && rm -rf "$CACHE/$m/build" && cp -r "node_modules/$m/build" "$CACHE/$m/"
 done
 ls node_modules/@serialport/bindings-cpp/prebuilds/linux-arm64/*.node >/dev/null
 echo "build-install: $DEST (linux-arm64)" >&2
