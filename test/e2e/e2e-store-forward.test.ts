@@ -89,8 +89,10 @@ describe('no loss across broker outages and crashes (mosquitto, dustgate run)', 
     expect(backlog.telemetry).toBeGreaterThan(20);
     await m.start();
     const before = sub.seqs().length;
+    const st0 = sub.on('status').length;
     gw = spawnGateway(file);
-    await waitFor(() => sub.seqs().length > before + 5, 20_000, 5);
+    // the restarted gateway is connected and draining (what the broker kept for the subscriber alone is not that)
+    await waitFor(() => sub.on('status').slice(st0).some((m) => m.payload.state === 'online') && sub.seqs().length > before + 5, 20_000, 5);
     const statuses = sub.on('status').length;
     await stopChild(gw, 'SIGKILL'); // crash in the middle of the drain
     // the broker tells the world with the last will
