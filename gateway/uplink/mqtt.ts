@@ -85,6 +85,9 @@ export class MqttUplink extends EventEmitter implements Uplink {
       keepalive: 30,
       connectTimeout: 10_000,
       reconnectPeriod: this.backoffMs,
+      // a broker that refuses once (restarting, its auth backend not up yet: "server unavailable",
+      // "not authorized") is tried again with the same backoff; mqtt.js would otherwise stop for good
+      reconnectOnConnackError: true,
       will: { topic: `${this.prefix}/${TOPIC.status}`, payload: Buffer.from(this.statusPayload('offline')), qos: 1, retain: true },
       ...(m.username ? { username: m.username, password: m.password } : {}),
       ...(m.ca ? { ca: readPem(m.ca, 'ca') } : {}),
