@@ -1,5 +1,5 @@
 """An independent Modbus TCP server (pymodbus) holding the SPEC register maps, written by hand
-from ../shared/SPEC.md section 4, so dustgate's drivers are checked against a peer nobody here wrote.
+from the product contract (SPEC section 4), so dustgate's drivers are checked against a peer nobody here wrote.
 
 usage: /usr/bin/python3 test/peers/pymodbus_server.py PORT
   unit 1  cwt-weather-station  holding 0x01F4..0x01FD
