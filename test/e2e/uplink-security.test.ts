@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { redact, resolveConfig } from '../../gateway/config/load.js';
 import { Store } from '../../gateway/store.js';
 import { MqttUplink } from '../../gateway/uplink/mqtt.js';
+import { startEmbeddedBroker } from '../../gateway/broker.js';
 import { Subscriber, makePki, startMosquitto, tempDir } from '../helpers/gateway-rig.js';
 import { freePort, requireTool, waitFor } from '../helpers/system.js';
 
@@ -92,6 +93,28 @@ describe('MQTT uplink security (mosquitto)', () => {
     right.up.start();
     await waitFor(() => sub.readings().length === 5, 10_000);
     for (const l of [...wrong.logs, ...right.logs]) expect(l).not.toMatch(/right-pass|wrong-pass/);
+  });
+
+  it('a broker that refuses the first CONNACKs (restarting, auth backend not up) lets the gateway in on a later try, and nothing is lost', async () => {
+    const broker = await startEmbeddedBroker('127.0.0.1', await freePort());
+    cleanups.push(() => broker.stop());
+    const tries: string[] = [];
+    broker.broker.authenticate = (client, _u, _p, cb) => {
+      if (!client.id.startsWith('dustgate-')) return cb(null, true);
+      tries.push(client.id);
+      if (tries.length === 1) return cb(Object.assign(new Error('auth backend starting'), { returnCode: 3 }), false); // server unavailable
+      if (tries.length === 2) return cb(null, false); // not authorized
+      cb(null, true);
+    };
+    const url = `mqtt://127.0.0.1:${broker.port}`;
+    const sub = await Subscriber.connect(url);
+    cleanups.push(() => sub.close());
+    const { up, store } = uplinkFor({ url }, tempDir('refused-connack'));
+    up.start();
+    await waitFor(() => sub.readings().length === 5, 20_000);
+    expect(tries.length).toBe(3);
+    expect(up.counters.connects).toBe(1);
+    await waitFor(() => store.depth === 0, 5000);
   });
 
   it('an unreadable certificate file is a clear error naming the key', async () => {
