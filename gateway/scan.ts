@@ -1,31 +1,71 @@
 /**
  * Bus scan: which unit ids answer on a line, at which baud rate, and which built-in driver each one
- * is, told by reading every register block of each candidate map (a device that does not have a
- * register answers with an exception) and by how plausible the decoded values are.
+ * is. Many RS-485 sensors answer any address (with zeros), so "it answered the driver's registers"
+ * proves little: every candidate driver's reads are made and weighed (docs/drivers.md, "How scan
+ * tells devices apart"): values inside the metric catalog's ranges and not all zero, relations a
+ * real device keeps (a wind level that matches the wind speed, PM2.5 ≤ PM10 ≤ TSP), the vendor's
+ * identification register, and, only on functions where the device refuses unknown addresses, the
+ * registers it has. The best candidate is named when it wins clearly; otherwise the candidates are
+ * listed, and a unit nothing explains is `unknown`, with what it answered.
  */
 import { Bus, type BusConfig } from '../drivers/bus.js';
-import { DeviceClient } from '../drivers/device.js';
 import { BUILTIN_DRIVERS } from '../drivers/devices/index.js';
-import { planReads } from '../drivers/devices/registers.js';
-import type { ModbusDeviceDefinition } from '../drivers/devices/types.js';
+import { decodeBlocks, planReads, type ReadBlock } from '../drivers/devices/registers.js';
+import type { ModbusDeviceDefinition, Values } from '../drivers/devices/types.js';
 import { isDriverError } from '../drivers/errors.js';
-import { flagValues } from './reading.js';
+import { defaultRanges, physicalRanges } from './metrics.js';
 
 export interface Found {
   baudRate?: number;
   unit: number;
+  /** the driver, or `unknown` (nothing explains the answers, or several drivers do: see `candidates`) */
   driver: string | 'unknown';
+  /** when the reads cannot tell two or more drivers apart: them, the likeliest first */
+  candidates?: string[];
   /** what answered, for unknown devices; the values read, for known ones */
   detail: string;
 }
 
-/** Candidate maps, the most specific first (more registers, then more banks). */
-const CANDIDATES: ModbusDeviceDefinition[] = Object.values(BUILTIN_DRIVERS)
-  .filter((d): d is ModbusDeviceDefinition => d.kind === 'modbus')
-  .sort((a, b) => size(b) - size(a));
+/** Candidate maps. */
+const CANDIDATES: ModbusDeviceDefinition[] = Object.values(BUILTIN_DRIVERS).filter((d): d is ModbusDeviceDefinition => d.kind === 'modbus' && d.name !== 'generic-modbus');
 
-function size(d: ModbusDeviceDefinition): number {
-  return planReads(d.registers).reduce((n, r) => n + r.count, 0) * 10 + (d.coils ? 1 : 0) + (d.discreteInputs ? 1 : 0);
+type Fn = 1 | 2 | 3 | 4;
+interface Read {
+  fn: Fn;
+  address: number;
+  count: number;
+}
+/** An answer: the words or bits, or why not. */
+type Answer = { ok: true; data: number[] } | { ok: false; why: string };
+
+const hex = (n: number) => `0x${n.toString(16).padStart(4, '0').toUpperCase()}`;
+const fcName = (fn: number) => `FC${String(fn).padStart(2, '0')}`;
+
+/** One unit's answers, each request made once however many candidates need it. */
+class UnitReader {
+  private readonly cache = new Map<string, Promise<Answer>>();
+  constructor(
+    private readonly bus: Bus,
+    readonly unit: number,
+    private readonly timeoutMs: number,
+  ) {}
+
+  read(r: Read): Promise<Answer> {
+    const key = `${r.fn}:${r.address}:${r.count}`;
+    let p = this.cache.get(key);
+    if (!p) {
+      p = this.bus.modbus(this.unit, { fn: r.fn, address: r.address, count: r.count }, this.timeoutMs).then(
+        (res): Answer => ({ ok: true, data: res.fn === 1 || res.fn === 2 ? res.bits.map((b) => (b ? 1 : 0)) : res.fn === 3 || res.fn === 4 ? res.registers : [] }),
+        (e): Answer => {
+          if (isDriverError(e) && e.code === 'exception') return { ok: false, why: `exception ${String(e.context.exceptionCode)}` };
+          if (isDriverError(e)) return { ok: false, why: e.code };
+          throw e;
+        },
+      );
+      this.cache.set(key, p);
+    }
+    return p;
+  }
 }
 
 /** Is something at `unit`? Any answer counts, an exception too. */
@@ -37,9 +77,9 @@ async function present(bus: Bus, unit: number, timeoutMs: number): Promise<strin
   ]) {
     try {
       await bus.modbus(unit, req, timeoutMs);
-      return `FC${String(req.fn).padStart(2, '0')}@0x${req.address.toString(16).padStart(4, '0')} answered`;
+      return `${fcName(req.fn)}@${hex(req.address)} answered`;
     } catch (e) {
-      if (isDriverError(e) && e.code === 'exception') return `exception ${String(e.context.exceptionCode)} to FC${String(req.fn).padStart(2, '0')}@0x${req.address.toString(16).padStart(4, '0')}`;
+      if (isDriverError(e) && e.code === 'exception') return `exception ${String(e.context.exceptionCode)} to ${fcName(req.fn)}@${hex(req.address)}`;
       if (isDriverError(e) && (e.code === 'crc' || e.code === 'garbage' || e.code === 'short_frame')) return `${e.code} (a device at another baud rate or parity?)`;
       if (!isDriverError(e) || e.code !== 'timeout') throw e;
       if (req.fn === 3) return undefined; // nothing answered the most common request: nobody home
@@ -48,30 +88,169 @@ async function present(bus: Bus, unit: number, timeoutMs: number): Promise<strin
   return undefined;
 }
 
-async function identify(bus: Bus, unit: number, timeoutMs: number): Promise<{ driver: string; detail: string } | undefined> {
-  let best: { driver: string; detail: string; score: number } | undefined;
-  for (const def of CANDIDATES) {
-    const client = new DeviceClient(bus, def, { id: 'scan', unit, timeoutMs });
-    try {
-      const values = await client.read();
-      const flags = flagValues(values);
-      const metrics = Object.keys(values).filter((k) => !k.startsWith('ch'));
-      const normal = metrics.filter((k) => flags[k] === 'N').length;
-      // every register answered; prefer the map whose values all make sense, then the biggest map
-      const score = (metrics.length ? normal / metrics.length : 1) * 1000 + size(def);
-      if (!best || score > best.score) {
-        const shown = Object.entries(values)
-          .filter(([k]) => !k.startsWith('ch') || Number(k.slice(2)) <= 8)
-          .slice(0, 6)
-          .map(([k, v]) => `${k}=${v}`)
-          .join(' ');
-        best = { driver: def.name, detail: shown, score };
-      }
-    } catch {
-      /* not this map */
+/** Addresses no built-in map uses: a device that answers them answers anything on that function. */
+const LOOSE_PROBES: Read[] = [
+  { fn: 3, address: 0x2bad, count: 2 },
+  { fn: 4, address: 0x2bad, count: 2 },
+  { fn: 1, address: 0x0123, count: 8 },
+  { fn: 2, address: 0x0123, count: 8 },
+];
+
+/** What one candidate's reads say. */
+export interface Evidence {
+  driver: string;
+  /** a reason the device cannot be this driver, if any */
+  excluded?: string;
+  /** for every read: function, address, count, and whether the device refuses unknown addresses on that function */
+  reads: (Read & { strict: boolean })[];
+  values: Values;
+  /** the unit id register read back the unit's own address */
+  unitIdMatch?: boolean;
+  /** the scan's baud rate is the driver's default */
+  defaultBaud?: boolean;
+}
+
+/** The weight of each kind of evidence (docs/drivers.md). */
+export const WEIGHTS = { strictAnswer: 1, usualValue: 1, unusualValue: -1, extraValue: 0.5, bitsSet: 1, relation: 2, unitId: 3, defaultBaud: 0.5, clearMargin: 1 } as const;
+
+/** The score of one candidate (undefined: excluded); `evidence` is what counts without the baud-rate hint. */
+export function score(def: ModbusDeviceDefinition, e: Evidence): { score: number; evidence: number; why: string[] } | undefined {
+  if (e.excluded) return undefined;
+  const phys = physicalRanges();
+  const usual = defaultRanges();
+  const extra = def.identify?.ranges ?? {};
+  let s = 0;
+  const why: string[] = [];
+  if (e.reads.length && e.reads.every((r) => r.strict)) {
+    s += WEIGHTS.strictAnswer;
+    why.push('answers its own addresses and refuses others');
+  }
+  for (const [k, v] of Object.entries(e.values)) {
+    if (/^ch\d+$/.test(k)) continue;
+    if (extra[k]) {
+      if (v < extra[k][0] || v > extra[k][1]) return undefined;
+      if (v !== 0) s += WEIGHTS.extraValue;
+      continue;
+    }
+    const p = phys[k];
+    if (!p) continue;
+    if (!Number.isFinite(v) || v < p[0] || v > p[1]) return undefined;
+    if (v === 0) continue;
+    const u = usual[k]!;
+    s += v >= u[0] && v <= u[1] ? WEIGHTS.usualValue : WEIGHTS.unusualValue;
+  }
+  if (Object.entries(e.values).some(([k, v]) => /^ch\d+$/.test(k) && v)) {
+    s += WEIGHTS.bitsSet;
+    why.push('channels on');
+  }
+  for (const rel of def.identify?.relations ?? []) {
+    const ok = rel.check(e.values);
+    if (ok === false) return undefined;
+    if (ok) {
+      s += WEIGHTS.relation;
+      why.push(rel.name);
     }
   }
-  return best && { driver: best.driver, detail: best.detail };
+  if (e.unitIdMatch) {
+    s += WEIGHTS.unitId;
+    why.push(`id register ${hex(def.identify!.unitIdRegister!.address)} holds the unit id`);
+  }
+  return { score: s + (e.defaultBaud ? WEIGHTS.defaultBaud : 0), evidence: s, why };
+}
+
+/** Weigh every candidate's evidence: a name, a list of candidates, or nothing. */
+export function decide(evidence: Evidence[]): { driver?: string; candidates?: string[]; why?: string[] } {
+  const byName = new Map(CANDIDATES.map((d) => [d.name, d]));
+  // on functions where the device refuses unknown addresses, a map the device answers beyond is not this device
+  const strictSet = (e: Evidence) => new Set(e.reads.flatMap((r) => Array.from({ length: r.count }, (_, i) => `${r.fn}:${r.address + i}`)));
+  const answered = evidence.filter((e) => !e.excluded && e.reads.length && e.reads.every((r) => r.strict));
+  const scored = evidence
+    .filter((e) => {
+      if (e.excluded || !e.reads.every((r) => r.strict)) return true;
+      const mine = strictSet(e);
+      return !answered.some((o) => o !== e && o.reads.every((r) => r.strict) && strictSet(o).size > mine.size && [...mine].every((a) => strictSet(o).has(a)));
+    })
+    .map((e) => ({ e, r: score(byName.get(e.driver)!, e) }))
+    .filter((x): x is { e: Evidence; r: NonNullable<ReturnType<typeof score>> } => x.r !== undefined && x.r.evidence > 0)
+    .sort((a, b) => b.r.score - a.r.score);
+  if (!scored.length) return {};
+  const [best, second] = scored;
+  if (!second || best!.r.score - second.r.score >= WEIGHTS.clearMargin) return { driver: best!.e.driver, why: best!.r.why };
+  return { candidates: scored.filter((x) => best!.r.score - x.r.score < WEIGHTS.clearMargin).map((x) => x.e.driver), why: best!.r.why };
+}
+
+function readsOf(def: ModbusDeviceDefinition): { blocks: ReadBlock[]; banks: Read[] } {
+  const banks = [def.coils, def.discreteInputs].filter((b) => b !== undefined).map((b) => ({ fn: b.fn, address: b.address, count: b.count }) as Read);
+  return { blocks: planReads(def.registers), banks };
+}
+
+async function gather(reader: UnitReader, baud: number | undefined): Promise<{ evidence: Evidence[]; loose: Map<Fn, Answer> }> {
+  const loose = new Map<Fn, Answer>();
+  for (const p of LOOSE_PROBES) loose.set(p.fn, await reader.read(p));
+  const strict = (fn: Fn) => !loose.get(fn)!.ok;
+  const evidence: Evidence[] = [];
+  for (const def of CANDIDATES) {
+    const { blocks, banks } = readsOf(def);
+    const e: Evidence = { driver: def.name, reads: [...blocks, ...banks].map((r) => ({ ...r, strict: strict(r.fn) })), values: {}, ...(baud !== undefined ? { defaultBaud: def.defaults.baudRate === baud } : {}) };
+    const words: { block: ReadBlock; words: number[] }[] = [];
+    for (const b of blocks) {
+      const a = await reader.read(b);
+      if (!a.ok) {
+        e.excluded = `${fcName(b.fn)}@${hex(b.address)}: ${a.why}`;
+        break;
+      }
+      words.push({ block: b, words: a.data });
+    }
+    if (!e.excluded) Object.assign(e.values, decodeBlocks(def.registers, words));
+    for (const b of e.excluded ? [] : banks) {
+      const a = await reader.read(b);
+      if (!a.ok) {
+        e.excluded = `${fcName(b.fn)}@${hex(b.address)}: ${a.why}`;
+        break;
+      }
+      a.data.forEach((bit, i) => (e.values[`ch${i + 1}`] = bit));
+    }
+    const id = def.identify?.unitIdRegister;
+    if (!e.excluded && id) {
+      const a = await reader.read({ fn: id.fn, address: id.address, count: 1 });
+      e.unitIdMatch = a.ok && a.data[0] === reader.unit;
+    }
+    evidence.push(e);
+  }
+  return { evidence, loose };
+}
+
+/** What a unit answered, in a line: for a unit no driver explains. */
+function answered(evidence: Evidence[], loose: Map<Fn, Answer>): string {
+  const parts: string[] = [];
+  for (const fn of [3, 4, 1, 2] as Fn[]) {
+    const l = loose.get(fn)!;
+    const read = evidence.filter((e) => !e.excluded && e.reads.some((r) => r.fn === fn));
+    const nonzero = read.flatMap((e) => Object.entries(e.values).filter(([, v]) => v !== 0).map(([k, v]) => `${e.driver}: ${k}=${v}`));
+    if (l.ok) parts.push(`answers any address${nonzero.length ? ` (${nonzero.slice(0, 2).join(', ')})` : ', zeros where read'}`);
+    else parts.push(`${l.why} at unused addresses`);
+  }
+  // the four functions in one phrase when they say the same
+  if (parts.every((p) => p === parts[0])) return `FC01–FC04: ${parts[0]}`;
+  return parts.map((p, i) => `${fcName([3, 4, 1, 2][i]!)}: ${p}`).join('; ');
+}
+
+const shown = (values: Values) =>
+  Object.entries(values)
+    .filter(([k]) => !k.startsWith('ch') || Number(k.slice(2)) <= 8)
+    .slice(0, 6)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+
+async function identify(bus: Bus, unit: number, baud: number | undefined, timeoutMs: number): Promise<Omit<Found, 'unit' | 'baudRate'>> {
+  const { evidence, loose } = await gather(new UnitReader(bus, unit, timeoutMs), baud);
+  const d = decide(evidence);
+  if (d.driver) {
+    const e = evidence.find((x) => x.driver === d.driver)!;
+    return { driver: d.driver, detail: [shown(e.values), d.why?.length ? `(${d.why.join('; ')})` : ''].filter(Boolean).join(' ') };
+  }
+  if (d.candidates) return { driver: 'unknown', candidates: d.candidates, detail: `reads alone cannot tell these apart (${[...(d.why ?? []), answered(evidence, loose)].join('; ')})` };
+  return { driver: 'unknown', detail: answered(evidence, loose) };
 }
 
 export interface ScanOptions {
@@ -95,10 +274,7 @@ export async function scanBus(o: ScanOptions): Promise<Found[]> {
     try {
       for (const unit of o.units) {
         const what = await present(bus, unit, o.timeoutMs);
-        if (what) {
-          const id = await identify(bus, unit, o.timeoutMs);
-          found.push({ ...(baud !== undefined ? { baudRate: baud } : {}), unit, driver: id?.driver ?? 'unknown', detail: id?.detail ?? what });
-        }
+        if (what) found.push({ ...(baud !== undefined ? { baudRate: baud } : {}), unit, ...(await identify(bus, unit, baud, o.timeoutMs)) });
         o.onProgress?.(++done, total);
       }
     } finally {
@@ -136,8 +312,15 @@ export function devicesBlock(found: Found[], bus: BusConfig): string {
   lines.push('devices:');
   const used = new Map<string, number>();
   for (const f of found) {
+    const where = `unit ${f.unit}${f.baudRate ? ` at ${f.baudRate} baud` : ''}`;
+    if (f.candidates) {
+      // never a guess that would run: each candidate commented out, to keep one after a look at the label
+      lines.push(`  # ${where}: one of ${f.candidates.join(', ')} (reads alone cannot tell them apart): check the device's label and uncomment one line`);
+      for (const c of f.candidates) lines.push(`  # - { id: ${SHORT[c] ?? c}${f.unit}, bus: ${ids.get(f.baudRate)}, unit: ${f.unit}, driver: ${c}, pollMs: ${c === 'waveshare-di-8ch' ? 200 : 1000} }`);
+      continue;
+    }
     if (f.driver === 'unknown') {
-      lines.push(`  # unit ${f.unit}${f.baudRate ? ` at ${f.baudRate} baud` : ''}: unknown device (${f.detail}); describe it with driver generic-modbus`);
+      lines.push(`  # ${where}: unknown device (${f.detail}); describe it with driver generic-modbus`);
       continue;
     }
     const k = (used.get(f.driver) ?? 0) + 1;

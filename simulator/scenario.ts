@@ -65,6 +65,12 @@ export const ScenarioSchema = z.strictObject({
           )
           .optional(),
         statusLed: z.number().int().min(0).max(127).optional(),
+        /**
+         * How the device answers a read outside its map: `exception` (code 2, illegal address; the
+         * default), `zeros` (any address of any read function, as many cheap RS-485 sensors do), or
+         * `own-functions` (zeros at any address of the functions it has, exception 1 for the others).
+         */
+        unmapped: z.enum(['exception', 'zeros', 'own-functions']).default('exception'),
         values: z.record(z.string(), ValueSpecSchema).default({}),
       }),
     )

@@ -75,6 +75,7 @@ export class Simulator {
           unit: d.unit,
           line: d.line,
           baudRate: d.baudRate,
+          unmapped: d.unmapped,
           values: d.values,
           seed: scenario.seed,
           generic: { registers: d.registers as GenericModbusConfig['registers'], coils: d.coils, discreteInputs: d.discreteInputs, pins: d.pins, statusLed: d.statusLed },

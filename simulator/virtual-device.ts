@@ -30,6 +30,8 @@ export interface VirtualDeviceOptions {
   generic?: DeviceParams;
   values?: Record<string, ValueSpec>;
   seed?: number;
+  /** How reads outside the map are answered (scenario `unmapped`). */
+  unmapped?: 'exception' | 'zeros' | 'own-functions';
 }
 
 export class VirtualDevice {
@@ -55,6 +57,17 @@ export class VirtualDevice {
     this.baudRate = o.baudRate ?? this.definition.defaults.baudRate;
     this.specs = o.values ?? {};
     this.seed = o.seed ?? 1;
+    this.unmapped = o.unmapped ?? 'exception';
+  }
+
+  private readonly unmapped: 'exception' | 'zeros' | 'own-functions';
+
+  /** The answer to a read outside the map: an exception, or zeros (see `unmapped`). */
+  private outside(fn: 1 | 2 | 3 | 4, count: number, has: boolean): Buffer {
+    if (this.unmapped === 'zeros' || (this.unmapped === 'own-functions' && has)) {
+      return fn === 1 || fn === 2 ? encodeResponse({ fn, bits: new Array<boolean>(count).fill(false) }) : encodeResponse({ fn, registers: new Array<number>(count).fill(0) });
+    }
+    return encodeException(fn, this.unmapped === 'own-functions' ? 1 : 2);
   }
 
   /** Every metric and channel this device exposes. */
@@ -113,6 +126,9 @@ export class VirtualDevice {
       case 3:
       case 4: {
         const regs = d.registers.filter((r) => r.fn === req.fn);
+        const extras = req.fn === 3 ? d.identify?.simulatorExtras : undefined;
+        const extra = extras?.[req.address];
+        if (extra !== undefined && req.count === 1) return encodeResponse({ fn: 3, registers: [extra === 'unit' ? this.unit : extra] });
         const words = new Array<number>(req.count).fill(0);
         let hit = false;
         for (const r of regs) {
@@ -126,13 +142,13 @@ export class VirtualDevice {
         // (gaps inside the span read as 0, as the CWT head's 0x01F6 does)
         const lo = Math.min(...regs.map((r) => r.address));
         const hi = Math.max(...regs.map((r) => r.address + wordsOf(r.type) - 1));
-        if (!hit || req.address < lo || req.address + req.count - 1 > hi) return encodeException(req.fn, 2);
+        if (!hit || req.address < lo || req.address + req.count - 1 > hi) return this.outside(req.fn, req.count, regs.length > 0 || extras !== undefined);
         return encodeResponse({ fn: req.fn, registers: words });
       }
       case 1:
       case 2: {
         const bank = req.fn === 1 ? d.coils : d.discreteInputs;
-        if (!bank || req.address < bank.address || req.address + req.count > bank.address + bank.count) return encodeException(req.fn, 2);
+        if (!bank || req.address < bank.address || req.address + req.count > bank.address + bank.count) return this.outside(req.fn, req.count, bank !== undefined);
         const bits: boolean[] = [];
         for (let i = 0; i < req.count; i++) bits.push(this.value(channelMetric(req.address - bank.address + i + 1), t, wallMs) !== 0);
         return encodeResponse({ fn: req.fn, bits });

@@ -40,6 +40,26 @@ export interface ModbusDeviceDefinition {
   discreteInputs?: ChannelBank;
   /** Metrics the device computes from others (the simulator uses these when a scenario leaves them out). */
   derived?: Record<string, (values: Values) => number>;
+  /** What the bus scan weighs, beyond the map itself, to tell this device from others that answer the same reads. */
+  identify?: Identification;
+}
+
+/**
+ * Evidence a scan can check. A device that answers every address (with zeros, often) makes "it
+ * answered" worthless, so what counts is what the answers say.
+ */
+export interface Identification {
+  /** Plausible ranges of the map's values that are not catalog metrics (e.g. a wind level 0–17). */
+  ranges?: Record<string, [number, number]>;
+  /**
+   * Relations between the values a real device of this kind keeps: true (they agree), false (a
+   * device of this kind would never answer this), undefined (cannot tell, e.g. all zero).
+   */
+  relations?: { name: string; check: (v: Values) => boolean | undefined }[];
+  /** Registers the vendor documents for identification: FC03 at `address` holds the unit id itself. */
+  unitIdRegister?: { fn: 3; address: number };
+  /** The simulator answers these too (holding registers outside the map): address → value ('unit' = the unit id). */
+  simulatorExtras?: Record<number, number | 'unit'>;
 }
 
 export type Values = Record<string, number>;

@@ -46,7 +46,7 @@ export function registerScanCommand(program: Command): void {
           process.exit(1);
         }
         process.stdout.write(`found ${found.length} device${found.length === 1 ? '' : 's'}:\n`);
-        for (const f of found) process.stdout.write(`  unit ${String(f.unit).padEnd(4)}${f.baudRate ? `${f.baudRate} baud  ` : ''}${f.driver.padEnd(22)} ${f.detail}\n`);
+        for (const f of found) process.stdout.write(`  unit ${String(f.unit).padEnd(4)}${f.baudRate ? `${f.baudRate} baud  ` : ''}${(f.candidates ? f.candidates.join(' | ') + ' ?' : f.driver).padEnd(22)} ${f.detail}\n`);
         process.stdout.write(`\n# paste into the site config:\n${devicesBlock(found, bus)}`);
       }),
     );

@@ -14,7 +14,7 @@ export function ntpPath(synced: boolean): string {
   chmodSync(join(dir, 'timedatectl'), 0o755);
   return `${dir}:${process.env.PATH}`;
 }
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 
 export const INSTALL_HINT = 'run `bash scripts/install-system-deps.sh` (Debian packages socat, mosquitto, mosquitto-clients, openssl, mbpoll, python3-pymodbus, chromium)';
@@ -27,6 +27,29 @@ export function requireTool(cmd: string, args: string[] = ['--version']): void {
 export function requirePymodbus(): void {
   const r = spawnSync('/usr/bin/python3', ['-c', 'import pymodbus'], { stdio: 'ignore' });
   if (r.status !== 0) throw new Error(`python3-pymodbus is not installed: ${INSTALL_HINT}`);
+}
+
+/** Start a pymodbus server script from test/peers on a free loopback port; resolves once it accepts connections. */
+export async function startPymodbus(script: string): Promise<{ port: number; stop(): void }> {
+  requirePymodbus();
+  const port = await freePort();
+  const py = spawn('/usr/bin/python3', [script, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  py.stderr!.on('data', (d) => (err += String(d)));
+  await waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        if (py.exitCode !== null) throw new Error(`pymodbus server ${script} exited: ${err}`);
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on('error', () => resolve(false));
+      }),
+    15_000,
+    100,
+  );
+  return { port, stop: () => py.kill('SIGKILL') };
 }
 
 /** A free TCP port on loopback (bound and released). */

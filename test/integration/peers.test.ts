@@ -2,8 +2,6 @@
  * Independent peers: mbpoll (a Modbus master nobody here wrote) reads the simulator's registers at
  * the SPEC addresses; dustgate's drivers read a pymodbus server that holds the SPEC maps.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bus } from '../../drivers/bus.js';
@@ -11,7 +9,7 @@ import { DeviceClient } from '../../drivers/device.js';
 import { getDefinition } from '../../drivers/devices/index.js';
 import { parseScenario } from '../../simulator/scenario.js';
 import { Simulator } from '../../simulator/simulator.js';
-import { freePort, requirePymodbus, requireTool, runCommand, uniquePath, waitFor } from '../helpers/system.js';
+import { freePort, requireTool, startPymodbus, runCommand, uniquePath, waitFor } from '../helpers/system.js';
 
 /** Run mbpoll once (asynchronously: the simulator answers from this process) and return {address: value}, 16-bit values unsigned. */
 async function mbpoll(args: string[], device: string): Promise<Record<number, number>> {
@@ -66,35 +64,19 @@ describe('mbpoll reads the simulator', () => {
 });
 
 describe("dustgate's drivers against a pymodbus server with the SPEC maps", () => {
-  let py: ChildProcess;
+  let py: { port: number; stop(): void };
   let bus: Bus;
   let port: number;
   beforeAll(async () => {
-    requirePymodbus();
     requireTool('mbpoll', ['-V']);
-    port = await freePort();
-    py = spawn('/usr/bin/python3', [path.join(__dirname, '../peers/pymodbus_server.py'), String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    py.stderr!.on('data', (d) => (err += String(d)));
-    await waitFor(
-      () =>
-        new Promise<boolean>((resolve) => {
-          if (py.exitCode !== null) throw new Error(`pymodbus server exited: ${err}`);
-          const s = net.connect(port, '127.0.0.1', () => {
-            s.destroy();
-            resolve(true);
-          });
-          s.on('error', () => resolve(false));
-        }),
-      15_000,
-      100,
-    );
+    py = await startPymodbus(path.join(__dirname, '../peers/pymodbus_server.py'));
+    port = py.port;
     bus = new Bus({ id: 'py', type: 'tcp', host: '127.0.0.1', port, timeoutMs: 2000 });
     await bus.start();
   });
   afterAll(async () => {
     await bus?.stop();
-    py?.kill('SIGKILL');
+    py?.stop();
   });
 
   const client = (driver: string, unit: number) => new DeviceClient(bus, getDefinition(driver), { id: driver, unit, timeoutMs: 2000 });
