@@ -8,6 +8,7 @@ import type { DriverError } from '../drivers/errors.js';
 import type { BindingInterface } from '../drivers/transports/link.js';
 import type { FirmataBus, FirmataIoFactory } from '../drivers/firmata.js';
 import { redact, type LoadedConfig } from './config/load.js';
+import type { Locale } from './i18n.js';
 import { LatestValues, StateView } from './state-view.js';
 import { AggregateReports } from './reports.js';
 import { OutputSafety } from './output-safety.js';
@@ -279,13 +280,12 @@ export class Gateway extends EventEmitter implements ApplyHost {
     for (const u of this.uplinks) u.pumpSoon?.();
   }
 
-
-
   /** Store events (each gets its seq) and hand them on. */
   record(events: RuleEvent[]): void {
     if (!events.length || (this.stopped && !this.started)) return;
     this.batch.flush(); // readings recorded before these events keep the lower seqs
-    const bodies = events.map((e) => JSON.stringify({ ...e, ts: new Date(e.ts).toISOString(), ...this.clock.recordFlag }));
+    // `text`: the sentence a person reads, in gateway.locale (the machine fields never change with it)
+    const bodies = events.map((e) => JSON.stringify({ ...e, ts: new Date(e.ts).toISOString(), ...this.clock.recordFlag, text: this.view.noteEvent(e, this.loaded.locale) }));
     const { seqs, eviction } = this.storage.appendEvents(bodies);
     events.forEach((e, i) => {
       this.counters.events++;
@@ -383,8 +383,8 @@ export class Gateway extends EventEmitter implements ApplyHost {
     return this.view.state();
   }
   /** GET /api/state. */
-  apiState(withHistory = false) {
-    return this.view.apiState(withHistory);
+  apiState(withHistory = false, locale?: Locale) {
+    return this.view.apiState(withHistory, locale);
   }
   /** The running mean since 1 January against the city's target. */
   annualReport(device: string, dayStart: number) {

@@ -29,9 +29,12 @@ export interface PageHost {
   readonly remote?: { readonly counters: { refusedBusy: number } };
   readonly uplink?: { readonly connected: boolean };
   readonly hj212?: { readonly isConnected: boolean };
-  apiState(withHistory?: boolean): unknown;
+  /** the language of the page when it does not ask for one (gateway.locale) */
+  readonly loaded: { readonly locale: Locale };
+  apiState(withHistory?: boolean, locale?: Locale): unknown;
 }
 import { statusPage } from './http-page.js';
+import { isLocale, type Locale } from './i18n.js';
 import { VERSION } from './version.js';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
@@ -264,10 +267,13 @@ export class HttpServer {
       res.end('a token is required: open the page as /?token=… (http.token of the site config)\n');
       return;
     }
+    // the page's language: ?lang=zh-CN|en, else gateway.locale
+    const lang = url.searchParams.get('lang');
+    const locale = isLocale(lang) ? lang : this.gw.loaded.locale;
     switch (url.pathname) {
       case '/':
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-        res.end(statusPage(this.gw.id));
+        res.end(statusPage(this.gw.id, locale));
         return;
       case '/uplot.js':
         res.writeHead(200, { 'content-type': 'text/javascript', 'cache-control': 'max-age=86400' });
@@ -279,7 +285,7 @@ export class HttpServer {
         return;
       case '/api/state':
         res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-        res.end(JSON.stringify(this.gw.apiState(url.searchParams.has('history'))));
+        res.end(JSON.stringify(this.gw.apiState(url.searchParams.has('history'), locale)));
         return;
       case '/metrics':
         res.writeHead(200, { 'content-type': this.registry.contentType });

@@ -16,6 +16,10 @@ import type { StorageGuard } from './storage-guard.js';
 import type { Store } from './store.js';
 import type { MqttUplink } from './uplink/mqtt.js';
 import { VERSION } from './version.js';
+import type { DustgateEvent } from './contract.js';
+import { eventText } from './event-text.js';
+import { formatTime, type Locale } from './i18n.js';
+import { explainRules } from './rule-explain.js';
 
 /** The latest usable value of each source metric (HJ 212 real-time data) and its last hour (the page's chart). */
 export class LatestValues {
@@ -50,6 +54,7 @@ export interface ViewHost {
   readonly uplink: MqttUplink | undefined;
   readonly hj212: Hj212Uplink | undefined;
   readonly latest: LatestValues;
+  readonly loaded: { readonly locale: Locale; readonly timezone: string };
   readonly started: boolean;
   readonly stopping: boolean;
   now(): number;
@@ -59,8 +64,21 @@ export interface ViewHost {
 export class StateView {
   private statsCache: { at: number; value: ReturnType<Store['stats']> & { oldestAgeS: number | null } } | undefined;
   private lastStateKey = '';
+  /** The last events, for the page (shown in the page's language). */
+  private readonly recent: DustgateEvent[] = [];
 
   constructor(private readonly gw: ViewHost) {}
+
+  /** An event is being recorded: keep it for the page and return its text in `locale` (never throws). */
+  noteEvent(e: DustgateEvent, locale: Locale): string {
+    this.recent.push(e);
+    if (this.recent.length > 20) this.recent.shift();
+    try {
+      return eventText(locale, e);
+    } catch {
+      return e.type;
+    }
+  }
 
   /**
    * The status light on every board that has one: fast blink during a dust alarm, slow blink while
@@ -104,21 +122,33 @@ export class StateView {
     return this.statsCache.value;
   }
 
-  /** GET /api/state: rule state, values, device health, buffer and links (and the last hour). */
-  apiState(withHistory = false) {
+  /**
+   * GET /api/state: rule state, values, device health, buffer and links (and the last hour); `explain`
+   * says each rule's state in words, `events` the last events, `display` times, all in `locale`
+   * (default gateway.locale) and the site's time zone.
+   */
+  apiState(withHistory = false, locale: Locale = this.gw.loaded.locale) {
     const devices: Record<string, unknown> = {};
     for (const [id, d] of this.gw.rt.devices) devices[id] = { status: d.status, driver: d.definition.name, counters: d.counters };
     const b = this.bufferStats();
+    const state = this.state();
+    const now = this.gw.now();
+    const tz = this.gw.loaded.timezone;
+    const storage = this.gw.storage.status();
     return {
       gateway: this.gw.config.gateway.id,
       version: VERSION,
       configVersion: this.gw.version,
-      now: new Date(this.gw.now()).toISOString(),
-      state: this.state(),
+      now: new Date(now).toISOString(),
+      locale,
+      state,
+      explain: explainRules(locale, { snapshot: state, rules: this.gw.engine.effective, means: this.gw.engine.alarmValues, outputs: this.gw.config.outputs, now, timeZone: tz }),
+      events: this.recent.map((e) => ({ ts: new Date(e.ts).toISOString(), type: e.type, text: eventText(locale, e), time: formatTime(locale, e.ts, tz) })).reverse(),
+      display: { now: formatTime(locale, now, tz, true), timeZone: tz, ...(storage.state === 'failing' && storage.since ? { storageSince: formatTime(locale, Date.parse(storage.since), tz, true) } : {}) },
       latest: this.gw.latest.bySource,
       devices,
       buffer: { telemetry: b.telemetry, events: b.events, oldestTs: b.oldestTs, oldestAgeS: b.oldestAgeS, bytes: b.bytes, capBytes: b.capBytes, fileBytes: b.fileBytes, evicted: b.evicted },
-      storage: this.gw.storage.status(),
+      storage,
       links: {
         mqtt: this.gw.uplink ? (this.gw.uplink.connected ? 'connected' : 'down') : null,
         hj212: this.gw.hj212 ? (this.gw.hj212.isConnected ? 'connected' : 'down') : null,

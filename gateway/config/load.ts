@@ -18,11 +18,14 @@ import { ALERT_LEVELS, AlertProfileSchema, ConfigSchema, RulesSchema, deepPartia
 
 export { ConfigError, type ConfigIssue } from './errors.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
+import { isLocale, type Locale } from '../i18n.js';
 
 export interface Preset {
   name: string;
   title?: string;
   timezone?: string;
+  /** the language of the page and of event texts for sites on this preset (zh-CN for henan-2017) */
+  locale?: Locale;
   rules: Record<string, unknown>;
   cityTargets?: Record<string, unknown>;
 }
@@ -37,6 +40,8 @@ export interface LoadedConfig {
   /** Things that are allowed but probably not meant (printed by `config validate`, logged at start). */
   warnings: ConfigIssue[];
   timezone: string;
+  /** The language of the page and of event texts: gateway.locale, else the preset's, else en. */
+  locale: Locale;
   /** The regulation's floors from the preset (config/floors.ts). */
   floors: Floors;
 }
@@ -171,7 +176,7 @@ export function resolveConfig(raw: unknown, file?: string): LoadedConfig {
       message: looser.length ? `the site file relaxes the regulation on this box: ${looser.map((i) => i.path.replace(/^rules\./, '')).join(', ')}` : 'set, but nothing here is looser than the regulation',
     });
   }
-  return { config, raw, preset, warnings, floors, timezone: config.gateway.timezone ?? preset.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone };
+  return { config, raw, preset, warnings, floors, timezone: config.gateway.timezone ?? preset.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone, locale: config.gateway.locale ?? (isLocale(preset.locale) ? preset.locale : 'en') };
 }
 
 export function loadConfigFile(file: string): LoadedConfig {

@@ -111,6 +111,8 @@ export const ConfigSchema = z.strictObject({
       .prefault({}),
     /** IANA zone for night hours and ban dates; default: the preset's (Asia/Shanghai for henan-2017). */
     timezone: z.string().optional(),
+    /** language of the page and of events' `text`: zh-CN | en; default: the preset's (zh-CN for henan-2017), else en */
+    locale: oneOf(['zh-CN', 'en']).optional(),
   }),
   buses: z.array(BusSchema).max(64, 'expected at most 64 buses').default([]),
   devices: z.array(DeviceSchema).max(512, 'expected at most 512 devices').default([]),

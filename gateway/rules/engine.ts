@@ -87,7 +87,7 @@ export class RulesEngine {
   private windows: Partial<Record<Metric, Sample[]>> = {};
   private sweep: SweepState = initialSweep();
   private alarms: Record<AlarmMetric, AlarmLevel> = { pm10: 'none', pm25: 'none', tsp: 'none', noise: 'none' };
-  private alarmValues: Partial<Record<AlarmMetric, number>> = {};
+  readonly alarmValues: Partial<Record<AlarmMetric, number>> = {};
   private spray: { phase: 'idle' | 'spraying' | 'resting'; until: number; blocked: Record<string, BlockReason | null> } = { phase: 'idle', until: 0, blocked: {} };
   private outputs: Record<string, OutputState> = {};
   private inputs: Record<string, DebounceState> = {};
