@@ -72,12 +72,15 @@ const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&l
 let plot;
 function rule(id, text, cls, why){const t=document.getElementById(id);t.className='rule '+(cls||'');t.querySelector('b').textContent=text;t.querySelector('.why').textContent=why||'';}
 function rows(id, head, list){document.getElementById(id).innerHTML='<tr>'+head.map(h=>'<th>'+esc(h)+'</th>').join('')+'</tr>'+list.map(r=>'<tr>'+r.map(c=>'<td>'+esc(c)+'</td>').join('')+'</tr>').join('');}
-function draw(h){
+let hm;
+function draw(h, timeZone){
+  // the time axis in the site's zone and the page's language (24 h)
+  if(!hm)hm=new Intl.DateTimeFormat(LOCALE,{timeZone,hour:'2-digit',minute:'2-digit',hourCycle:'h23'});
   const series=[['pm10','#c0392b'],['pm25','#8e44ad'],['temperature','#2980b9'],['windSpeed','#16a085']].filter(([m])=>h[m]&&h[m].length);
   if(!series.length)return;
   const ts=[...new Set(series.flatMap(([m])=>h[m].map(p=>p[0])))].sort((a,b)=>a-b);
   const data=[ts.map(t=>t/1000),...series.map(([m])=>{const mp=new Map(h[m]);return ts.map(t=>mp.has(t)?mp.get(t):null);})];
-  const opts={width:document.getElementById('chart').clientWidth||320,height:200,series:[{},...series.map(([m,c])=>({label:metric(m)+' '+unit(m),stroke:c,spanGaps:true}))]};
+  const opts={width:document.getElementById('chart').clientWidth||320,height:200,axes:[{values:(u,splits)=>splits.map(v=>hm.format(v*1000))},{}],series:[{label:L['page.time'],value:(u,v)=>v==null?'--':hm.format(v*1000)},...series.map(([m,c])=>({label:metric(m)+' '+unit(m),stroke:c,spanGaps:true}))]};
   if(plot&&plot.series.length===data.length){plot.setData(data);}else{if(plot)plot.destroy();plot=new uPlot(opts,data,document.getElementById('chart'));}
 }
 async function refresh(){
@@ -87,7 +90,7 @@ async function refresh(){
     document.getElementById('links').textContent=tr('page.header',{mqtt:word('link',s.links.mqtt??'off'),hj212:word('link',s.links.hj212??'off'),version:s.configVersion,time:s.display.now});
     const sp=st.sprinkling;rule('sprinkling',sp.allowed?(sp.on?L['page.allowedOn']:L['page.allowed']):L['page.blocked'],sp.allowed?'ok':'bad',x.sprinkling);
     const sw=st.sweeping;rule('sweeping',sw.allowed?L['page.allowed']:L['page.stopped'],sw.allowed?'ok':'bad',x.sweeping);
-    const al=x.alarms.filter(a=>a.level!=='none');rule('alarms',al.length?al.map(a=>metric(a.metric)+' '+word('level',a.level)).join('、'):L['page.noAlarm'],al.length?'bad':'ok',x.alarms.map(a=>a.text).join('；'));
+    const al=x.alarms.filter(a=>a.level!=='none');rule('alarms',al.length?al.map(a=>metric(a.metric)+' '+word('level',a.level)).join(L['page.listSep']):L['page.noAlarm'],al.length?'bad':'ok',x.alarms.map(a=>a.text).join(L['page.sentenceSep']));
     rule('earthwork',x.earthwork.banned?L['page.banned']:L['page.notBanned'],x.earthwork.banned?'warn':'ok',x.earthwork.text);
     rule('alert',word('alert',st.alertLevel),st.alertLevel==='none'?'ok':'warn',x.alert);
     document.getElementById('values').innerHTML=Object.entries(s.latest).map(([m,v])=>'<div class="tile '+(v.flag==='N'?'':'warn')+'" data-metric="'+esc(m)+'"><small>'+esc(metric(m))+'</small><b>'+esc(num.format(v.v))+'</b><small>'+esc(unit(m))+' · '+esc(word('flag',v.flag))+'</small></div>').join('');
@@ -95,7 +98,7 @@ async function refresh(){
     rows('outputs',[L['page.col.output'],L['page.col.state']],Object.entries(st.outputs).map(([k,v])=>[k,word('onoff',v===true?'on':v===false?'off':v)]));
     rows('devices',[L['page.col.device'],L['page.col.status'],L['page.col.ok'],L['page.col.timeouts'],L['page.col.crc'],L['page.col.lastError'],L['page.col.rtt']],Object.entries(s.devices).map(([k,d])=>[k,word('status',d.status),d.counters.ok,d.counters.timeouts,d.counters.crcErrors,d.counters.lastError?d.counters.lastError.code:'',d.counters.lastRttMs!=null?d.counters.lastRttMs+' ms':'']));
     rows('buffer',['',''],[[L['page.buf.storage'],s.storage.state==='ok'?L['page.buf.ok']:tr('page.storageFailing',{code:s.storage.code,since:s.display.storageSince,dropped:s.storage.droppedTelemetry})],[L['page.buf.records'],num.format(s.buffer.telemetry+s.buffer.events)],[L['page.buf.oldest'],s.buffer.oldestAgeS!=null?tr('dur.s',{n:s.buffer.oldestAgeS}):'-'],[L['page.buf.evicted'],num.format(s.buffer.evicted.telemetry+s.buffer.evicted.events)],[L['page.buf.broker'],word('link',s.links.mqtt??'off')],[L['page.buf.hj212'],word('link',s.links.hj212??'off')],...(s.light?[[L['page.buf.light'],word('light',s.light)]]:[])]);
-    draw(s.history||{});
+    draw(s.history||{},s.display.timeZone);
   }catch(e){document.getElementById('links').textContent=tr('page.noAnswer',{error:e.message});}
 }
 refresh();setInterval(refresh,2000);
