@@ -9,6 +9,8 @@ const ALONE = ['test/e2e/safety-flood.test.ts'];
 export default defineConfig({
   test: {
     testTimeout: 30_000,
+    // the CLI speaks the language of LC_ALL / LC_MESSAGES / LANG: tests run in English unless they set one
+    env: { LANG: 'C.UTF-8', LC_ALL: '', LC_MESSAGES: '' },
     hookTimeout: 30_000,
     // Tests share loopback ports, ptys and child processes; two workers fit a 2-core CI box.
     pool: 'forks',

@@ -10,16 +10,31 @@ import path from 'node:path';
 import { Bus } from '../drivers/bus.js';
 import { DeviceClient } from '../drivers/device.js';
 import { isDriverError } from '../drivers/errors.js';
-import { probeClockSync, SYNC_FIX } from './clock-sync.js';
+import { probeClockSync } from './clock-sync.js';
 import { ConfigError, definitionOf, loadConfigFile } from './config/load.js';
 import { FirmataBus, FirmataDevice } from '../drivers/firmata.js';
 import type { Config } from './config/schema.js';
+import { t, type Locale, type MessageKey } from './i18n.js';
+import { pageLinks } from './lan.js';
 
 export interface Check {
+  /** what was checked, machine-readable (`device head`, `broker`): never translated */
   name: string;
+  /** the same for people, in the doctor's language */
+  label: string;
   ok: boolean;
   detail: string;
   fix?: string;
+  /** a URL worth a QR code in the terminal (the page on the LAN) */
+  url?: string;
+}
+
+/** The doctor's language (set per run). */
+let locale: Locale = 'en';
+const T = (key: MessageKey | (string & {}), p?: Record<string, unknown>) => t(locale, `doctor.${key}`, p);
+/** A check: its machine name, and its label from the catalog. */
+function check(kind: string, id: string | undefined, c: Omit<Check, 'name' | 'label'>): Check {
+  return { name: id === undefined ? kind : `${kind} ${id}`, label: T(`name.${kind}`, { id }), ...c };
 }
 
 function inGroup(group: string): boolean {
@@ -42,19 +57,15 @@ async function serialChecks(c: Config): Promise<Check[]> {
   for (const b of c.buses) {
     if (b.type !== 'rtu' && b.type !== 'serial' && b.type !== 'firmata') continue;
     if (!existsSync(b.path)) {
-      out.push({ name: `port ${b.id}`, ok: false, detail: `${b.path} does not exist`, fix: 'plug in the USB adapter and check its name: ls /dev/ttyUSB* /dev/ttyACM* /dev/serial/by-id/' });
+      out.push(check('port', b.id, { ok: false, detail: T('port.missing', { path: b.path }), fix: T('port.missing.fix') }));
       continue;
     }
     try {
       accessSync(b.path, constants.R_OK | constants.W_OK);
-      out.push({ name: `port ${b.id}`, ok: true, detail: `${b.path} is there and can be opened for reading and writing` });
+      out.push(check('port', b.id, { ok: true, detail: T('port.ok', { path: b.path }) }));
     } catch {
-      out.push({
-        name: `port ${b.id}`,
-        ok: false,
-        detail: `${b.path}: permission denied for user ${os.userInfo().username}`,
-        fix: inGroup('dialout') ? 'check the device node\'s permissions (ls -l)' : `add the user to group dialout: sudo usermod -aG dialout ${os.userInfo().username} (then log in again)`,
-      });
+      const user = os.userInfo().username;
+      out.push(check('port', b.id, { ok: false, detail: T('port.denied', { path: b.path, user }), fix: inGroup('dialout') ? T('port.denied.fix.perm') : T('port.denied.fix.dialout', { user }) }));
     }
   }
   return out;
@@ -69,7 +80,7 @@ async function deviceChecks(c: Config, timeoutMs: number): Promise<Check[]> {
       try {
         await bus.line.openOnce();
       } catch (e) {
-        out.push({ name: `bus ${id}`, ok: false, detail: `cannot open ${bus.line.address}: ${(e as Error).message}`, fix: 'check the path or host:port of the bus, and that no other program holds it (a running gateway?)' });
+        out.push(check('bus', id, { ok: false, detail: T('bus.fail', { address: bus.line.address, error: (e as Error).message }), fix: T('bus.fix') }));
       }
     }
     for (const d of c.devices) {
@@ -79,7 +90,7 @@ async function deviceChecks(c: Config, timeoutMs: number): Promise<Check[]> {
       }
       const bus = buses.get(d.bus);
       if (!bus || bus.line.state !== 'open') {
-        out.push({ name: `device ${d.id}`, ok: false, detail: `not tried: bus ${d.bus} is not open` });
+        out.push(check('device', d.id, { ok: false, detail: T('device.notTried', { bus: d.bus }) }));
         continue;
       }
       const client = new DeviceClient(bus, definitionOf(d), { id: d.id, unit: d.unit, timeoutMs: d.timeoutMs ?? timeoutMs });
@@ -89,22 +100,21 @@ async function deviceChecks(c: Config, timeoutMs: number): Promise<Check[]> {
           .slice(0, 5)
           .map(([k, v]) => `${k}=${v}`)
           .join(' ');
-        out.push({ name: `device ${d.id}`, ok: true, detail: `${d.driver} unit ${client.unit} answers in ${client.counters.lastRttMs} ms: ${shown}` });
+        out.push(check('device', d.id, { ok: true, detail: T('device.ok', { driver: d.driver, unit: client.unit, ms: client.counters.lastRttMs, values: shown }) }));
       } catch (e) {
         const code = isDriverError(e) ? e.code : 'error';
         const ex = isDriverError(e) ? e.context.exceptionCode : undefined;
         const fix =
           code === 'exception' && (ex === 10 || ex === 11)
-            ? `no device answers with unit ${client.unit} behind this TCP gateway: check the unit id; \`dustgate scan\` finds what is on the line`
-            :
-          code === 'timeout'
-            ? `no answer from unit ${client.unit}: check the unit id, wiring (A/B), baud rate and parity; \`dustgate scan\` finds what is on the line`
-            : code === 'crc' || code === 'garbage'
-              ? 'garbled answers: check baud rate, parity, termination and that nothing else polls the line'
-              : code === 'exception'
-                ? `the device refused the request: check that unit ${client.unit} really is a ${d.driver}`
-                : 'check the bus';
-        out.push({ name: `device ${d.id}`, ok: false, detail: `${d.driver} unit ${client.unit}: ${code}: ${(e as Error).message}`, fix });
+            ? 'device.fix.gateway'
+            : code === 'timeout'
+              ? 'device.fix.timeout'
+              : code === 'crc' || code === 'garbage'
+                ? 'device.fix.garbled'
+                : code === 'exception'
+                  ? 'device.fix.exception'
+                  : 'device.fix.other';
+        out.push(check('device', d.id, { ok: false, detail: T('device.fail', { driver: d.driver, unit: client.unit, code, error: (e as Error).message }), fix: T(fix, { unit: client.unit, driver: d.driver }) }));
       }
     }
   } finally {
@@ -116,9 +126,9 @@ async function deviceChecks(c: Config, timeoutMs: number): Promise<Check[]> {
 /** A Firmata board: open it through johnny-five, wait for StandardFirmata, read every pin once. */
 async function boardCheck(c: Config, d: Config['devices'][number], timeoutMs: number): Promise<Check> {
   const b = c.buses.find((x) => x.id === d.bus);
-  if (!b || b.type !== 'firmata') return { name: `device ${d.id}`, ok: false, detail: `not tried: bus ${d.bus} is not a firmata bus` };
+  if (!b || b.type !== 'firmata') return check('device', d.id, { ok: false, detail: T('board.notFirmataBus', { bus: d.bus }) });
   const def = definitionOf(d);
-  if (def.kind !== 'firmata') return { name: `device ${d.id}`, ok: false, detail: 'not a firmata-io device' };
+  if (def.kind !== 'firmata') return check('device', d.id, { ok: false, detail: T('board.notFirmata') });
   // an Uno resets when its port opens and needs ~2 s before StandardFirmata answers
   const readyMs = Math.max(timeoutMs * 2, 6000);
   const bus = new FirmataBus(b, { readyTimeoutMs: readyMs });
@@ -127,22 +137,15 @@ async function boardCheck(c: Config, d: Config['devices'][number], timeoutMs: nu
     await bus.start();
     if (!bus.isOpen) {
       const msg = bus.lastOpenError?.message ?? 'no answer';
-      return {
-        name: `device ${d.id}`,
-        ok: false,
-        detail: `firmata-io on ${b.path}: ${msg}`,
-        fix: /StandardFirmata/.test(msg)
-          ? 'the board does not speak Firmata: upload StandardFirmata to it (Arduino IDE: File → Examples → Firmata → StandardFirmata)'
-          : 'check the board is plugged in and that no other program (a running gateway, the Arduino IDE) holds the port',
-      };
+      return check('device', d.id, { ok: false, detail: T('board.fail', { path: b.path, error: msg }), fix: T(/StandardFirmata/.test(msg) ? 'board.fix.firmware' : 'board.fix.port') });
     }
     const values = await dev.read();
     const shown = Object.entries(values)
       .map(([k, v]) => `${k}=${v}`)
       .join(' ');
-    return { name: `device ${d.id}`, ok: true, detail: `firmata-io on ${b.path}: StandardFirmata ready, ${def.pins.length} pins: ${shown}` };
+    return check('device', d.id, { ok: true, detail: T('board.ok', { path: b.path, n: def.pins.length, values: shown }) });
   } catch (e) {
-    return { name: `device ${d.id}`, ok: false, detail: `firmata-io on ${b.path}: ${(e as Error).message}`, fix: 'check the wiring of the configured pins and the board\'s firmware (StandardFirmata)' };
+    return check('device', d.id, { ok: false, detail: T('board.fail', { path: b.path, error: (e as Error).message }), fix: T('board.fix.wiring') });
   } finally {
     await bus.stop();
   }
@@ -150,7 +153,7 @@ async function boardCheck(c: Config, d: Config['devices'][number], timeoutMs: nu
 
 async function brokerCheck(c: Config, timeoutMs: number): Promise<Check> {
   const m = c.mqtt;
-  if (!m.enabled) return { name: 'broker', ok: true, detail: 'mqtt.enabled is false: no uplink' };
+  if (!m.enabled) return check('broker', undefined, { ok: true, detail: T('broker.disabled') });
   const mqtt = (await import('mqtt')).default;
   try {
     const read = (f: string) => (f ? readFileSync(f) : undefined);
@@ -164,19 +167,19 @@ async function brokerCheck(c: Config, timeoutMs: number): Promise<Check> {
       key: read(m.key),
     });
     await client.endAsync();
-    return { name: 'broker', ok: true, detail: `${m.url} accepts the gateway's credentials` };
+    return check('broker', undefined, { ok: true, detail: T('broker.ok', { url: m.url }) });
   } catch (e) {
     const msg = (e as Error).message.replace(/\s+/g, ' ');
     const fix = /Not authorized|Bad user/i.test(msg)
-      ? 'the broker refuses the credentials: check mqtt.username / mqtt.password (or the client certificate)'
+      ? 'broker.fix.auth'
       : /ECONNREFUSED/.test(msg)
-        ? 'nothing listens there: check mqtt.url (host and port) and that the broker runs'
+        ? 'broker.fix.refused'
         : /ENOTFOUND|EAI_AGAIN/.test(msg)
-          ? 'the host name does not resolve: check mqtt.url and DNS'
+          ? 'broker.fix.dns'
           : /certificate|alert|self.signed|ENOENT/i.test(msg)
-            ? 'TLS failed: check mqtt.ca, mqtt.cert and mqtt.key, and that the broker name matches its certificate'
-            : 'check mqtt.url, the network and the firewall';
-    return { name: 'broker', ok: false, detail: `${m.url}: ${msg}`, fix };
+            ? 'broker.fix.tls'
+            : 'broker.fix.other';
+    return check('broker', undefined, { ok: false, detail: T('broker.fail', { url: m.url, error: msg }), fix: T(fix) });
   }
 }
 
@@ -203,35 +206,46 @@ function tcpCheck(host: string, port: number, timeoutMs: number): Promise<string
 async function clockCheck(): Promise<Check> {
   const now = new Date().toISOString();
   const sync = await probeClockSync();
-  if (new Date().getUTCFullYear() < 2025) return { name: 'clock', ok: false, detail: `the clock says ${now}`, fix: SYNC_FIX };
-  if (sync.synced === true) return { name: 'clock', ok: true, detail: `${now} (UTC), synchronised (${sync.source}: ${sync.detail})` };
-  return {
-    name: 'clock',
+  if (new Date().getUTCFullYear() < 2025) return check('clock', undefined, { ok: false, detail: T('clock.early', { now }), fix: T('clock.fix') });
+  if (sync.synced === true) return check('clock', undefined, { ok: true, detail: T('clock.ok', { now, source: sync.source, detail: sync.detail }) });
+  return check('clock', undefined, {
     ok: false,
-    detail: sync.synced === false ? `${now} (UTC) is not synchronised (${sync.source}: ${sync.detail})` : `${now} (UTC): cannot tell whether it is synchronised (${sync.detail})`,
-    fix: SYNC_FIX,
-  };
+    detail: sync.synced === false ? T('clock.unsynced', { now, source: sync.source, detail: sync.detail }) : T('clock.unknown', { now, detail: sync.detail }),
+    fix: T('clock.fix'),
+  });
 }
 
-export async function runDoctor(file: string, o: { timeoutMs?: number } = {}): Promise<Check[]> {
+/** Where a phone opens the page (with its QR code), or how to open it to the site's network. */
+function pageCheck(c: Config, file: string): Check {
+  const link = pageLinks(c.http);
+  if (!link.lan) return check('page', undefined, { ok: true, detail: T('page.local', { url: link.urls[0], file }) });
+  if (!link.urls.length) return check('page', undefined, { ok: true, detail: T('page.noAddress', { bind: c.http.bind }) });
+  return check('page', undefined, { ok: true, detail: T('page.lan', { url: link.urls[0] }), url: link.urls[0] });
+}
+
+export async function runDoctor(file: string, o: { timeoutMs?: number; locale?: Locale } = {}): Promise<Check[]> {
   const timeoutMs = o.timeoutMs ?? 3000;
+  locale = o.locale ?? 'en';
   const checks: Check[] = [];
   let c: Config;
   try {
     const loaded = loadConfigFile(file);
     c = loaded.config;
-    checks.push({ name: 'config', ok: true, detail: `${file}: gateway ${c.gateway.id}, ${c.buses.length} buses, ${c.devices.length} devices${loaded.warnings.length ? `; warnings: ${loaded.warnings.map((w) => `${w.path}: ${w.message}`).join('; ')}` : ''}` });
+    const warnings = loaded.warnings.length ? T('config.warnings', { list: loaded.warnings.map((w) => `${w.path}: ${w.message}`).join('; ') }) : '';
+    checks.push(check('config', undefined, { ok: true, detail: T('config.ok', { file, id: c.gateway.id, buses: c.buses.length, devices: c.devices.length }) + warnings }));
   } catch (e) {
     const detail = e instanceof ConfigError ? e.issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ') : (e as Error).message;
-    checks.push({ name: 'config', ok: false, detail, fix: `fix the config (dustgate config validate ${file} lists every problem)` });
+    checks.push(check('config', undefined, { ok: false, detail, fix: T('config.fix', { file }) }));
     return checks;
   }
+  checks.push(pageCheck(c, file));
   checks.push(...(await serialChecks(c)));
   checks.push(...(await deviceChecks(c, timeoutMs)));
   checks.push(await brokerCheck(c, timeoutMs));
   if (c.hj212.enabled) {
     const err = await tcpCheck(c.hj212.host, c.hj212.port, timeoutMs);
-    checks.push(err ? { name: 'hj212', ok: false, detail: `${c.hj212.host}:${c.hj212.port}: ${err}`, fix: 'check hj212.host and hj212.port with the platform operator, and the firewall' } : { name: 'hj212', ok: true, detail: `${c.hj212.host}:${c.hj212.port} accepts connections` });
+    const where = { host: c.hj212.host, port: c.hj212.port };
+    checks.push(err ? check('hj212', undefined, { ok: false, detail: T('hj212.fail', { ...where, error: err }), fix: T('hj212.fix') }) : check('hj212', undefined, { ok: true, detail: T('hj212.ok', where) }));
   }
   checks.push(await clockCheck());
   const dir = path.dirname(path.resolve(c.storage.path));
@@ -254,16 +268,15 @@ export async function runDoctor(file: string, o: { timeoutMs?: number } = {}): P
     const fmt = (mb: number) => (mb >= 10 ? String(Math.round(mb)) : mb.toFixed(2));
     checks.push(
       freeMB + usedMB >= needMB
-        ? { name: 'disk', ok: true, detail: `${fmt(freeMB)} MB free at ${probe}; the buffer holds ${fmt(usedMB)} MB (database, WAL) of its ${c.storage.maxMB} MB cap` }
-        : {
-            name: 'disk',
+        ? check('disk', undefined, { ok: true, detail: T('disk.ok', { free: fmt(freeMB), dir: probe, used: fmt(usedMB), cap: c.storage.maxMB }) })
+        : check('disk', undefined, {
             ok: false,
-            detail: `${fmt(freeMB)} MB free at ${probe} and ${fmt(usedMB)} MB in the buffer: the buffer's cap (storage.maxMB ${c.storage.maxMB}, database and WAL together) needs ${fmt(needMB)} MB`,
-            fix: `free space, or set storage.maxMB to at most ${Math.max(0.25, Math.floor((freeMB + usedMB - 0.5) * 10) / 10)}`,
-          },
+            detail: T('disk.low', { free: fmt(freeMB), dir: probe, used: fmt(usedMB), cap: c.storage.maxMB, need: fmt(needMB) }),
+            fix: T('disk.low.fix', { max: Math.max(0.25, Math.floor((freeMB + usedMB - 0.5) * 10) / 10) }),
+          }),
     );
   } catch (e) {
-    checks.push({ name: 'disk', ok: false, detail: `${probe}: ${(e as Error).message}`, fix: 'check storage.path' });
+    checks.push(check('disk', undefined, { ok: false, detail: `${probe}: ${(e as Error).message}`, fix: T('disk.fail.fix') }));
   }
   return checks;
 }

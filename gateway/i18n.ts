@@ -27,7 +27,7 @@ const numberFormats = new Map<string, Intl.NumberFormat>();
 export function formatNumber(locale: Locale, v: number, decimals = 2): string {
   const k = `${locale}/${decimals}`;
   let f = numberFormats.get(k);
-  if (!f) numberFormats.set(k, (f = new Intl.NumberFormat(locale, { maximumFractionDigits: decimals })));
+  if (!f) numberFormats.set(k, (f = new Intl.NumberFormat(locale, { maximumFractionDigits: decimals, useGrouping: false })));
   return f.format(v);
 }
 

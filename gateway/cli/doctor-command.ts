@@ -1,6 +1,7 @@
 /** `dustgate doctor --config FILE`: one line per check, with the fix; exit 1 on any failure. */
 import type { Command } from 'commander';
 import { action } from './errors.js';
+import { cliLocale, padCols, tr } from './lang.js';
 import { parseIntIn } from './parse.js';
 
 export function registerDoctorCommand(program: Command): void {
@@ -13,12 +14,15 @@ export function registerDoctorCommand(program: Command): void {
     .action(
       action(async (o: { config: string; timeout: string; json?: boolean }) => {
         const { runDoctor } = await import('../doctor.js');
-        const checks = await runDoctor(o.config, { timeoutMs: parseIntIn(o.timeout, '--timeout', 50, 60_000) });
+        const checks = await runDoctor(o.config, { timeoutMs: parseIntIn(o.timeout, '--timeout', 50, 60_000), locale: cliLocale() });
         if (o.json) process.stdout.write(`${JSON.stringify(checks)}\n`);
         else
-          for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(16)} ${c.detail}${c.fix ? ` — ${c.fix}` : ''}\n`);
+          for (const c of checks) {
+            process.stdout.write(`${padCols(tr(c.ok ? 'doctor.ok' : 'doctor.fail'), 4)}  ${padCols(c.label, 16)} ${c.detail}${c.fix ? ` — ${c.fix}` : ''}\n`);
+            if (c.url) process.stdout.write(await (await import('../lan.js')).qrText(c.url));
+          }
         const failed = checks.filter((c) => !c.ok).length;
-        if (!o.json) process.stdout.write(failed ? `${failed} of ${checks.length} checks failed\n` : `all ${checks.length} checks passed\n`);
+        if (!o.json) process.stdout.write(`${failed ? tr('doctor.summary.failed', { failed, total: checks.length }) : tr('doctor.summary.passed', { total: checks.length })}\n`);
         if (failed) process.exit(1);
       }),
     );

@@ -1,33 +1,26 @@
 /** User-facing failures: one line with what, where and what to do; never a stack trace. */
 import { isDriverError, type DriverError } from '../../drivers/errors.js';
 import { ConfigError } from '../config/errors.js';
+import { tr } from './lang.js';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-const HINTS: Partial<Record<DriverError['code'], string>> = {
-  timeout: 'check wiring (A/B), baud rate (--baud) and unit id (--unit); `dustgate scan` finds devices on a line',
-  crc: 'line noise or a baud/parity mismatch: check --baud, termination and shielding',
-  garbage: 'another master or a wrong baud rate on the line: check --baud and that nothing else polls the bus',
-  short_frame: 'the device cut its reply short: check termination and baud rate',
-  exception: 'the device refused the request: check --driver matches the device',
-  open_failed: 'check the port path (ls /dev/ttyUSB* /dev/ttyACM*), that no other program holds it, and that the user is in group dialout',
-  closed: 'the port or connection went away: check the cable or adapter',
-  unknown_driver: 'run `dustgate read --help` for the list of drivers',
-  invalid_argument: 'see --help',
-};
+/** The fix for each driver error, in the CLI's language (cli.hint.* in the catalogs). */
+const HINTS: ReadonlySet<DriverError['code']> = new Set(['timeout', 'crc', 'garbage', 'short_frame', 'exception', 'open_failed', 'closed', 'unknown_driver', 'invalid_argument']);
 
 export function describeError(e: unknown): string {
   if (isDriverError(e)) {
     const where = [e.context.bus && `on ${String(e.context.bus)}`, e.context.unit !== undefined && `unit ${e.context.unit}`].filter(Boolean).join(' ');
-    let hint = HINTS[e.code];
+    let hint = HINTS.has(e.code) ? tr(`cli.hint.${e.code}`) : undefined;
     const ex = e.context.exceptionCode;
-    if (e.code === 'exception' && (ex === 10 || ex === 11)) hint = 'no device answers with this unit id behind the gateway: check --unit';
-    else if (e.code === 'exception' && ex === 1) hint = 'the device does not support this function: check --driver matches the device';
+    if (e.code === 'exception' && (ex === 10 || ex === 11)) hint = tr('cli.hint.gatewayUnit');
+    else if (e.code === 'exception' && ex === 1) hint = tr('cli.hint.illegalFunction');
+    else if (e.code === 'open_failed' && /cannot connect to /.test(e.message)) hint = tr('cli.hint.open_failed_tcp');
     return `${e.code}: ${e.message}${where && !e.message.includes(where) ? ` (${where})` : ''}${hint ? ` — ${hint}` : ''}`;
   }
-  if (e instanceof ConfigError) return `${e.message} — fix the config (\`dustgate config validate FILE\` lists every problem)`;
+  if (e instanceof ConfigError) return `${e.message} — ${tr('cli.hint.config')}`;
   if (e instanceof Error) return e.message;
   return String(e);
 }

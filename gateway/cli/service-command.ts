@@ -87,8 +87,9 @@ export function registerServiceCommand(program: Command): void {
     .option('--journal-max-mb <n>', 'cap the systemd journal (a drop-in for journald: SD card space and wear; 0: leave it)', '64')
     .option('--node <path>', 'the node binary the service runs (default: the one running now)')
     .option('--watchdog-sec <s>', 'systemd watchdog: restart the gateway when its control loop makes no progress for this long (0: none)', '30')
+    .option('--lan', "open the status page to phones on the site's network (LAN bind, a generated token in the config; prints the URL and a QR code)")
     .action(
-      action(async (o: { config: string; dryRun?: boolean; root: string; name: string; user: string; dataDir: string; enable: boolean; cli?: string; node?: string; watchdogSec: string; journalMaxMb: string }) => {
+      action(async (o: { config: string; dryRun?: boolean; root: string; name: string; user: string; dataDir: string; enable: boolean; cli?: string; node?: string; watchdogSec: string; journalMaxMb: string; lan?: boolean }) => {
         const root = path.resolve(o.root);
         // under --root (an image, a bundle's test install) paths may be given inside it or as on the box
         const onBox = (p: string) => (root !== '/' && p.startsWith(root + path.sep) ? p.slice(root.length) : p);
@@ -110,6 +111,11 @@ export function registerServiceCommand(program: Command): void {
           process.stdout.write(unit);
           return;
         }
+        // the page on the site's network: written into the config before the service first starts
+        const http = o.lan ? (await import('../lan.js')).enableLan(inRoot(config)).http : loadConfigFile(inRoot(config)).config.http;
+        const showPage = async () => {
+          if (o.lan) await (await import('./page-command.js')).printPageLink(http, inRoot(config));
+        };
         const unitFile = path.join(root, 'etc/systemd/system', `${o.name}.service`);
         mkdirSync(path.dirname(unitFile), { recursive: true });
         mkdirSync(path.join(root, o.dataDir), { recursive: true });
@@ -124,6 +130,7 @@ export function registerServiceCommand(program: Command): void {
         }
         if (root !== '/' || !o.enable) {
           process.stdout.write(`not enabled (${root !== '/' ? `--root ${o.root}` : '--no-enable'}); on the box: systemctl daemon-reload && systemctl enable --now ${o.name}\n`);
+          await showPage();
           return;
         }
         try {
@@ -134,6 +141,7 @@ export function registerServiceCommand(program: Command): void {
           throw new UsageError(`systemctl failed (${(e as Error).message.split('\n')[0]}): run as root, on a systemd system; the unit is written at ${unitFile}`);
         }
         process.stdout.write(`enabled and started ${o.name}; follow it with: journalctl -u ${o.name} -f | npx pino-pretty\n`);
+        await showPage();
       }),
     );
 }

@@ -15,8 +15,8 @@ let sim: Simulator;
 let simPort: number;
 let m: Mosquitto;
 let dir: string;
-const dustgate = (args: string[], synced = true) =>
-  runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), ...args], { cwd: ROOT, timeoutMs: 30_000, env: { ...process.env, PATH: ntpPath(synced) } });
+const dustgate = (args: string[], synced = true, lang = 'C') =>
+  runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), ...args], { cwd: ROOT, timeoutMs: 30_000, env: { ...process.env, PATH: ntpPath(synced), LANG: lang } });
 
 /** seeds/sites/demo.yaml with the simulator's and broker's real ports, and changes. */
 function demoConfig(name: string, change: (c: Record<string, any>) => void = () => undefined): string {
@@ -76,6 +76,31 @@ describe('dustgate doctor', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(expected);
     expect(r.stdout).toMatch(/\d+ of \d+ checks failed/);
+  });
+
+  it('speaks Chinese with LANG=zh_CN.UTF-8 (each check and its fix) and English with LANG=C; machine names and --json stay the same', async () => {
+    const file = demoConfig('zh', (c) => {
+      c.devices[0].unit = 9;
+      c.mqtt.password = 'wrong';
+    });
+    const zh = await dustgate(['doctor', '--config', file, '--timeout', '500'], false, 'zh_CN.UTF-8');
+    expect(zh.code).toBe(1);
+    expect(zh.stdout).toMatch(/^正常\s+配置\s+.*：网关 demo-site-0001，1 条总线，3 台设备$/m);
+    expect(zh.stdout).toMatch(/^失败\s+设备 head\s+cwt-weather-station 地址 9：.* — (这个 TCP 网关后面没有地址为 9 的设备应答|地址 9 没有应答)：检查设备地址/m);
+    expect(zh.stdout).toMatch(/^正常\s+设备 relays\s+waveshare-relay-8ch 地址 2 在 [\d.]+ ms 内应答/m);
+    expect(zh.stdout).toMatch(/^失败\s+MQTT 服务器\s+.*Not authorized.* — MQTT 服务器拒绝了凭据：检查 mqtt\.username/m);
+    expect(zh.stdout).toMatch(/^失败\s+时钟\s+\S+（UTC）未同步（timedatectl：NTPSynchronized=no） — 开启 NTP 校时：sudo timedatectl set-ntp true/m);
+    expect(zh.stdout).toMatch(/^正常\s+磁盘\s+.* 剩余 \d+ MB；缓存已用/m);
+    expect(zh.stdout).toMatch(/^\d+ 项检查中 3 项未通过$/m);
+    // every line is Chinese apart from names and values
+    for (const line of zh.stdout.trim().split('\n')) expect(line).toMatch(/[\u4e00-\u9fff]/);
+    const en = await dustgate(['doctor', '--config', file, '--timeout', '500'], false, 'C');
+    expect(en.stdout).toMatch(/^FAIL\s+broker\s+.*Not authorized.* — the broker refuses the credentials/m);
+    expect(en.stdout).toMatch(/^3 of \d+ checks failed$/m);
+    expect(en.stdout).not.toMatch(/[\u4e00-\u9fff]/);
+    const json = (lang: string) => dustgate(['doctor', '--config', file, '--timeout', '500', '--json'], false, lang).then((r) => JSON.parse(r.stdout) as { name: string; ok: boolean }[]);
+    const [jz, je] = [await json('zh_CN.UTF-8'), await json('C')];
+    expect(jz.map((c) => [c.name, c.ok])).toEqual(je.map((c) => [c.name, c.ok]));
   });
 
   it('opens a Firmata board through johnny-five and says when the board does not speak StandardFirmata', async () => {

@@ -35,7 +35,7 @@ describe('message catalogs', () => {
 });
 
 /** One event of each type, with the fields its type has. */
-const SAMPLES: { [T in EventType]: Extract<DustgateEvent, { type: T }>[] } = {
+const SAMPLES: { [T in EventType]: (DustgateEvent & { type: T })[] } = {
   alert_level: [{ ts: 0, type: 'alert_level', level: 'orange', from: 'none' }],
   output_changed: [
     { ts: 0, type: 'output_changed', output: 'sprinkler', state: 'on', reason: 'dust_alarm', forS: 600 },
