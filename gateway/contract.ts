@@ -96,5 +96,5 @@ void _allListed;
 /** Events logged as warnings (the rest at info). */
 export const WARN_EVENTS: ReadonlySet<EventType> = new Set<EventType>(['output_fault', 'sprinkler_blocked', 'buffer_overflow', 'remote_refused', 'storage_error', 'output_unmapped']);
 
-/** An event as published (in `P/events`) and stored: ISO time and its seq. */
-export type PublishedEvent = Omit<DustgateEvent, 'ts'> & { ts: string; seq: number };
+/** An event as published (in `P/events`) and stored: ISO time, its seq, and `text`: the sentence a person reads, in gateway.locale (never parsed: the machine fields carry everything). */
+export type PublishedEvent = Omit<DustgateEvent, 'ts'> & { ts: string; seq: number; text?: string };

@@ -14,6 +14,11 @@ import { decodeBlocks, planReads, type ReadBlock } from '../drivers/devices/regi
 import type { ModbusDeviceDefinition, Values } from '../drivers/devices/types.js';
 import { isDriverError } from '../drivers/errors.js';
 import { defaultRanges, physicalRanges } from './metrics.js';
+import { has, t } from './i18n.js';
+
+type Say = (key: string, p?: Record<string, unknown>) => string;
+/** The words of the scan's findings (the CLI's language; English by default). */
+let say: Say = (k, p) => t('en', k, p);
 
 export interface Found {
   baudRate?: number;
@@ -123,7 +128,7 @@ export function score(def: ModbusDeviceDefinition, e: Evidence): { score: number
   const why: string[] = [];
   if (e.reads.length && e.reads.every((r) => r.strict)) {
     s += WEIGHTS.strictAnswer;
-    why.push('answers its own addresses and refuses others');
+    why.push(say('scan.why.strict'));
   }
   for (const [k, v] of Object.entries(e.values)) {
     if (/^ch\d+$/.test(k)) continue;
@@ -141,19 +146,19 @@ export function score(def: ModbusDeviceDefinition, e: Evidence): { score: number
   }
   if (Object.entries(e.values).some(([k, v]) => /^ch\d+$/.test(k) && v)) {
     s += WEIGHTS.bitsSet;
-    why.push('channels on');
+    why.push(say('scan.why.channels'));
   }
   for (const rel of def.identify?.relations ?? []) {
     const ok = rel.check(e.values);
     if (ok === false) return undefined;
     if (ok) {
       s += WEIGHTS.relation;
-      why.push(rel.name);
+      why.push(has('en', `scan.rel.${rel.id}`) ? say(`scan.rel.${rel.id}`) : rel.name);
     }
   }
   if (e.unitIdMatch) {
     s += WEIGHTS.unitId;
-    why.push(`id register ${hex(def.identify!.unitIdRegister!.address)} holds the unit id`);
+    why.push(say('scan.why.unitId', { address: hex(def.identify!.unitIdRegister!.address) }));
   }
   return { score: s + (e.defaultBaud ? WEIGHTS.defaultBaud : 0), evidence: s, why };
 }
@@ -227,8 +232,8 @@ function answered(evidence: Evidence[], loose: Map<Fn, Answer>): string {
     const l = loose.get(fn)!;
     const read = evidence.filter((e) => !e.excluded && e.reads.some((r) => r.fn === fn));
     const nonzero = read.flatMap((e) => Object.entries(e.values).filter(([, v]) => v !== 0).map(([k, v]) => `${e.driver}: ${k}=${v}`));
-    if (l.ok) parts.push(`answers any address${nonzero.length ? ` (${nonzero.slice(0, 2).join(', ')})` : ', zeros where read'}`);
-    else parts.push(`${l.why} at unused addresses`);
+    if (l.ok) parts.push(nonzero.length ? say('scan.answers.values', { values: nonzero.slice(0, 2).join(', ') }) : say('scan.answers.zeros'));
+    else parts.push(say('scan.answers.refuses', { why: l.why }));
   }
   // the four functions in one phrase when they say the same
   if (parts.every((p) => p === parts[0])) return `FC01–FC04: ${parts[0]}`;
@@ -249,7 +254,7 @@ async function identify(bus: Bus, unit: number, baud: number | undefined, timeou
     const e = evidence.find((x) => x.driver === d.driver)!;
     return { driver: d.driver, detail: [shown(e.values), d.why?.length ? `(${d.why.join('; ')})` : ''].filter(Boolean).join(' ') };
   }
-  if (d.candidates) return { driver: 'unknown', candidates: d.candidates, detail: `reads alone cannot tell these apart (${[...(d.why ?? []), answered(evidence, loose)].join('; ')})` };
+  if (d.candidates) return { driver: 'unknown', candidates: d.candidates, detail: say('scan.ambiguous', { why: [...(d.why ?? []), answered(evidence, loose)].join('; ') }) };
   return { driver: 'unknown', detail: answered(evidence, loose) };
 }
 
@@ -259,10 +264,13 @@ export interface ScanOptions {
   units: number[];
   timeoutMs: number;
   onProgress?: (done: number, total: number) => void;
+  /** the language of the findings (a catalog lookup) */
+  say?: Say;
   binding?: ConstructorParameters<typeof Bus>[1] extends infer O ? (O extends { binding?: infer B } ? B : never) : never;
 }
 
 export async function scanBus(o: ScanOptions): Promise<Found[]> {
+  if (o.say) say = o.say;
   const bauds = o.bus.type === 'tcp' ? [undefined] : (o.baudRates ?? [9600]);
   const total = bauds.length * o.units.length;
   let done = 0;
@@ -297,7 +305,7 @@ const SHORT: Record<string, string> = {
 };
 
 /** A ready-to-paste `buses:` + `devices:` block for what was found. */
-export function devicesBlock(found: Found[], bus: BusConfig): string {
+export function devicesBlock(found: Found[], bus: BusConfig, say: (key: string, p?: Record<string, unknown>) => string = (k, p) => t('en', k, p)): string {
   const lines: string[] = ['buses:'];
   const byBaud = new Map<number | undefined, Found[]>();
   for (const f of found) byBaud.set(f.baudRate, [...(byBaud.get(f.baudRate) ?? []), f]);
@@ -315,12 +323,12 @@ export function devicesBlock(found: Found[], bus: BusConfig): string {
     const where = `unit ${f.unit}${f.baudRate ? ` at ${f.baudRate} baud` : ''}`;
     if (f.candidates) {
       // never a guess that would run: each candidate commented out, to keep one after a look at the label
-      lines.push(`  # ${where}: one of ${f.candidates.join(', ')} (reads alone cannot tell them apart): check the device's label and uncomment one line`);
+      lines.push(`  # ${where}: ${say('scan.candidates', { list: f.candidates.join(', ') })}`);
       for (const c of f.candidates) lines.push(`  # - { id: ${SHORT[c] ?? c}${f.unit}, bus: ${ids.get(f.baudRate)}, unit: ${f.unit}, driver: ${c}, pollMs: ${c === 'waveshare-di-8ch' ? 200 : 1000} }`);
       continue;
     }
     if (f.driver === 'unknown') {
-      lines.push(`  # ${where}: unknown device (${f.detail}); describe it with driver generic-modbus`);
+      lines.push(`  # ${where}: ${say('scan.unknown', { detail: f.detail })}`);
       continue;
     }
     const k = (used.get(f.driver) ?? 0) + 1;

@@ -24,8 +24,8 @@ export const cwtWeatherStation: ModbusDeviceDefinition = {
     ranges: { windLevel: [0, 17] },
     relations: [
       // the head computes its wind level from its own speed (a gust between the two reads: one level off)
-      { name: 'wind level agrees with wind speed', check: (v) => (v.windSpeed || v.windLevel ? Math.abs(v.windLevel! - beaufort(v.windSpeed!)) <= 1 : undefined) },
-      { name: 'PM2.5 ≤ PM10', check: (v) => (v.pm25 && v.pm10 ? v.pm25 <= v.pm10 * 1.05 : undefined) },
+      { id: 'wind-level-speed', name: 'wind level agrees with wind speed', check: (v) => (v.windSpeed || v.windLevel ? Math.abs(v.windLevel! - beaufort(v.windSpeed!)) <= 1 : undefined) },
+      { id: 'pm25-pm10', name: 'PM2.5 ≤ PM10', check: (v) => (v.pm25 && v.pm10 ? v.pm25 <= v.pm10 * 1.05 : undefined) },
     ],
   },
 };

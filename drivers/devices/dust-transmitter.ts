@@ -9,6 +9,6 @@ export const dustTransmitter: ModbusDeviceDefinition = {
   defaults: { baudRate: 9600, parity: 'none', unit: 1 },
   registers: [u16('pm25', 0x0000), u16('pm10', 0x0001), u16('tsp', 0x0002)],
   identify: {
-    relations: [{ name: 'PM2.5 ≤ PM10 ≤ TSP', check: (v) => (v.pm25 && v.pm10 && v.tsp ? v.pm25 <= v.pm10 * 1.05 && v.pm10 <= v.tsp * 1.05 : undefined) }],
+    relations: [{ id: 'pm-order', name: 'PM2.5 ≤ PM10 ≤ TSP', check: (v) => (v.pm25 && v.pm10 && v.tsp ? v.pm25 <= v.pm10 * 1.05 && v.pm10 <= v.tsp * 1.05 : undefined) }],
   },
 };

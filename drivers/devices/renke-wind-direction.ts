@@ -12,6 +12,6 @@ export const renkeWindDirection: ModbusDeviceDefinition = {
   identify: {
     ranges: { windSector: [0, 7] },
     // sector n covers n×45° ± 22.5° (one sector of slack for a vane on the boundary)
-    relations: [{ name: 'sector agrees with direction', check: (v) => (v.windSector || v.windDirection ? Math.min(Math.abs(v.windSector! - Math.round(v.windDirection! / 45) % 8), 8 - Math.abs(v.windSector! - Math.round(v.windDirection! / 45) % 8)) <= 1 : undefined) }],
+    relations: [{ id: 'sector-direction', name: 'sector agrees with direction', check: (v) => (v.windSector || v.windDirection ? Math.min(Math.abs(v.windSector! - Math.round(v.windDirection! / 45) % 8), 8 - Math.abs(v.windSector! - Math.round(v.windDirection! / 45) % 8)) <= 1 : undefined) }],
   },
 };

@@ -55,7 +55,7 @@ export interface Identification {
    * Relations between the values a real device of this kind keeps: true (they agree), false (a
    * device of this kind would never answer this), undefined (cannot tell, e.g. all zero).
    */
-  relations?: { name: string; check: (v: Values) => boolean | undefined }[];
+  relations?: { /** its words for people: `scan.rel.<id>` in the message catalogs (else `name`) */ id: string; name: string; check: (v: Values) => boolean | undefined }[];
   /** Registers the vendor documents for identification: FC03 at `address` holds the unit id itself. */
   unitIdRegister?: { fn: 3; address: number };
   /** The simulator answers these too (holding registers outside the map): address → value ('unit' = the unit id). */

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { BusConfig } from '../../drivers/bus.js';
 import { UsageError, action } from './errors.js';
+import { tr } from './lang.js';
 import { parseHostPort, parseIntIn } from './parse.js';
 
 export function registerScanCommand(program: Command): void {
@@ -36,18 +37,18 @@ export function registerScanCommand(program: Command): void {
         } else bus = { id: 'scan', type: 'rtu', path: o.port!, parity: o.parity as 'none', timeoutMs };
         const tries = (bus.type === 'tcp' ? 1 : bauds.length) * units.length;
         const { SingleBar, Presets } = await import('cli-progress');
-        const bar = new SingleBar({ format: 'scan [{bar}] {value}/{total} unit ids · about {eta}s left', stream: process.stderr, etaBuffer: 20 }, Presets.shades_classic);
-        process.stderr.write(`scanning ${o.host ?? o.port}: ${tries} tries, at most ~${Math.ceil((tries * timeoutMs) / 1000)} s\n`);
+        const bar = new SingleBar({ format: tr('scan.bar'), stream: process.stderr, etaBuffer: 20 }, Presets.shades_classic);
+        process.stderr.write(`${tr('scan.scanning', { target: o.host ?? o.port, tries, s: Math.ceil((tries * timeoutMs) / 1000) })}\n`);
         bar.start(tries, 0);
-        const found = await scanBus({ bus, baudRates: bauds, units, timeoutMs, onProgress: (d) => bar.update(d) });
+        const found = await scanBus({ bus, baudRates: bauds, units, timeoutMs, onProgress: (d) => bar.update(d), say: tr });
         bar.stop();
         if (!found.length) {
-          process.stderr.write('nothing answered: check wiring (A/B swapped?), termination, the baud rates (--baud) and the unit range (--units)\n');
+          process.stderr.write(`${tr('scan.nothing')}\n`);
           process.exit(1);
         }
-        process.stdout.write(`found ${found.length} device${found.length === 1 ? '' : 's'}:\n`);
+        process.stdout.write(`${found.length === 1 ? tr('scan.found1') : tr('scan.found', { n: found.length })}\n`);
         for (const f of found) process.stdout.write(`  unit ${String(f.unit).padEnd(4)}${f.baudRate ? `${f.baudRate} baud  ` : ''}${(f.candidates ? f.candidates.join(' | ') + ' ?' : f.driver).padEnd(22)} ${f.detail}\n`);
-        process.stdout.write(`\n# paste into the site config:\n${devicesBlock(found, bus)}`);
+        process.stdout.write(`\n${tr('scan.paste')}\n${devicesBlock(found, bus, tr)}`);
       }),
     );
 }

@@ -48,7 +48,16 @@ describe('status API and metrics', () => {
     expect(m.has('dustgate_buffer_oldest_age_seconds')).toBe(true);
     expect(m.get('dustgate_link_up{link="mqtt"}')).toBe(1);
     const page = await (await fetch(`${base}/`)).text();
-    expect(page).toContain('<title>dustgate test-site-0001</title>');
+    expect(page).toContain('<title>扬尘网关 test-site-0001</title>'); // the preset's language
+    expect(await (await fetch(`${base}/?lang=en`)).text()).toContain('<title>dustgate test-site-0001</title>');
+    // machine fields never change with the language: the same keys and rule state, words only in explain/events/display
+    const state = async (l: string) => (await (await fetch(`${base}/api/state?lang=${l}`)).json()) as Record<string, any>;
+    const [zh, en] = [await state('zh-CN'), await state('en')];
+    expect(Object.keys(zh).sort()).toEqual(Object.keys(en).sort());
+    expect([zh.locale, en.locale]).toEqual(['zh-CN', 'en']);
+    expect(zh.state.sprinkling).toEqual(en.state.sprinkling);
+    expect(zh.explain.sprinkling).toMatch(/[\u4e00-\u9fff]/);
+    expect(en.explain.sprinkling).not.toMatch(/[\u4e00-\u9fff]/);
     expect((await fetch(`${base}/uplot.js`)).status).toBe(200);
     expect((await fetch(`${base}/nope`)).status).toBe(404);
   });
