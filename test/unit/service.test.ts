@@ -38,6 +38,21 @@ describe('install-service', () => {
     expect(r.stdout).toMatch(/not enabled \(--root/);
   });
 
+  it('--lan opens the page to the site network: a LAN bind and a generated token in the config the service runs, the URL and a QR code printed', async () => {
+    const root = tempDir('svc-lan');
+    const config = path.join(root, 'site.yaml');
+    writeFileSync(config, readFileSync(path.join(ROOT, 'seeds/sites/demo.yaml'), 'utf8'));
+    const r = await dustgate(['install-service', '--config', config, '--root', root, '--cli', installedCli(), '--lan']);
+    expect(r.code, r.stderr).toBe(0);
+    const { parse } = await import('yaml');
+    const http = parse(readFileSync(config, 'utf8')).http as { bind: string; token: string };
+    expect(http.bind).toBe('0.0.0.0');
+    expect(http.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(readFileSync(config, 'utf8')).toContain('# The demo site'); // comments kept
+    expect(r.stdout).toMatch(new RegExp(`Status page: http://\\S+:8080/\\?token=${http.token}`));
+    expect(r.stdout).toMatch(/[▀▄█]{5}/); // the QR code
+  });
+
   it('--dry-run prints the unit and writes nothing; a bad config is refused before anything is written', async () => {
     const root = tempDir('svc-dry');
     const d = await dustgate(['install-service', '--config', 'seeds/sites/demo.yaml', '--dry-run', '--root', root, '--cli', installedCli()]);
