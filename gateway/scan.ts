@@ -340,14 +340,14 @@ export function devicesBlock(found: Found[], bus: BusConfig, say: (key: string, 
 }
 
 /** "1-10,20" → [1..10, 20] within 1..247. */
-export function parseUnits(s: string): number[] {
+export function parseUnits(s: string, say: Say = (k, p) => t('en', k, p)): number[] {
   const out = new Set<number>();
   for (const part of s.split(',')) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
-    if (!m) throw new Error(`--units: expected a range like 1-10,20, got "${s}"`);
+    if (!m) throw new Error(say('usage.units', { got: s }));
     const a = Number(m[1]);
     const b = Number(m[2] ?? m[1]);
-    if (a < 1 || b > 247 || a > b) throw new Error(`--units: expected ids within 1..247, got "${part}"`);
+    if (a < 1 || b > 247 || a > b) throw new Error(say('usage.unitsRange', { got: part }));
     for (let u = a; u <= b; u++) out.add(u);
   }
   return [...out];

@@ -6,6 +6,7 @@ import { DRIVER_NAMES, getDefinition } from '../../drivers/devices/index.js';
 import { unitOf as catalogUnit } from '../../drivers/devices/helpers.js';
 import { DriverError } from '../../drivers/errors.js';
 import { UsageError, action } from './errors.js';
+import { tr } from './lang.js';
 import { parseHostPort, parseIntIn } from './parse.js';
 import type { BindingInterface } from '../../drivers/transports/link.js';
 
@@ -33,20 +34,20 @@ export function addTargetOptions(cmd: Command): Command {
 }
 
 export async function openTarget(o: TargetOpts, binding?: BindingInterface): Promise<{ bus: Bus; device: DeviceClient }> {
-  if (!!o.port === !!o.host) throw new UsageError('give exactly one of --port PATH or --host HOST:PORT');
+  if (!!o.port === !!o.host) throw new UsageError(tr('usage.portOrHost'));
   const def = getDefinition(o.driver);
   if (def.kind === 'firmata')
-    throw new UsageError('firmata-io takes its pins from a site config: put the board in one (README, "Arduino with StandardFirmata") and use `dustgate doctor --config FILE` or the status page');
+    throw new UsageError(tr('usage.firmata'));
   const timeoutMs = parseIntIn(o.timeout, '--timeout', 10, 60_000);
   const unit = o.unit === undefined ? (def.defaults.unit ?? 1) : parseIntIn(o.unit, '--unit', 1, 247);
   const baudRate = o.baud === undefined ? def.defaults.baudRate : parseIntIn(o.baud, '--baud', 300, 921_600);
-  if (!['none', 'even', 'odd'].includes(o.parity ?? 'none')) throw new UsageError(`--parity: expected none, even or odd, got "${o.parity}"`);
+  if (!['none', 'even', 'odd'].includes(o.parity ?? 'none')) throw new UsageError(tr('usage.parity', { got: o.parity }));
   const parity = (o.parity ?? 'none') as 'none' | 'even' | 'odd';
   let cfg: BusConfig;
   if (o.port) {
     cfg = def.kind === 'frame' ? { id: o.port, type: 'serial', path: o.port, baudRate, parity, timeoutMs } : { id: o.port, type: 'rtu', path: o.port, baudRate, parity, timeoutMs };
   } else {
-    if (def.kind === 'frame') throw new UsageError(`${def.name} is a UART sensor: use --port`);
+    if (def.kind === 'frame') throw new UsageError(tr('usage.uart', { driver: def.name }));
     const { host, port } = parseHostPort(o.host!, '--host');
     cfg = { id: o.host!, type: o.rtuOverTcp ? 'rtu-over-tcp' : 'tcp', host, port, timeoutMs, baudRate };
   }
@@ -98,7 +99,7 @@ export function registerDeviceCommands(program: Command): void {
       .option('--off', 'switch off'),
   ).action(
     action(async (o: TargetOpts & { channel: string; on?: boolean; off?: boolean }) => {
-      if (!!o.on === !!o.off) throw new UsageError('give exactly one of --on or --off');
+      if (!!o.on === !!o.off) throw new UsageError(tr('usage.onOff'));
       const { bus, device } = await openTarget(o);
       try {
         const channel = parseIntIn(o.channel, '--channel', 1, 64);

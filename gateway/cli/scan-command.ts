@@ -20,16 +20,16 @@ export function registerScanCommand(program: Command): void {
     .action(
       action(async (o: { port?: string; host?: string; rtuOverTcp?: boolean; baud: string; parity: string; units: string; timeout: string }) => {
         const { scanBus, devicesBlock, parseUnits } = await import('../scan.js');
-        if (!o.port === !o.host) throw new UsageError('give either --port PATH or --host HOST:PORT');
+        if (!o.port === !o.host) throw new UsageError(tr('usage.portOrHost'));
         let units: number[];
         try {
-          units = parseUnits(o.units);
+          units = parseUnits(o.units, tr);
         } catch (e) {
           throw new UsageError((e as Error).message);
         }
         const timeoutMs = parseIntIn(o.timeout, '--timeout', 20, 10_000);
         const bauds = o.baud.split(',').map((b) => parseIntIn(b.trim(), '--baud', 300, 1_000_000));
-        if (!['none', 'even', 'odd'].includes(o.parity)) throw new UsageError(`--parity: expected none, even or odd, got "${o.parity}"`);
+        if (!['none', 'even', 'odd'].includes(o.parity)) throw new UsageError(tr('usage.parity', { got: o.parity }));
         let bus: BusConfig;
         if (o.host) {
           const { host, port } = parseHostPort(o.host, '--host');
