@@ -272,7 +272,8 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.latest.observe(r, this.rt.sources);
     const closed = this.aggregator.add(r);
     if (closed.length) this.reports.closed(closed);
-    this.batch.add('telemetry', JSON.stringify({ ts: new Date(r.ts).toISOString(), device: r.device, values: r.values, flags: r.flags, ...this.clock.recordFlag }), r);
+    const up = this.rt.report.pass(r); // the uplink's share (report strategies); the rest above saw every poll
+    if (up) this.batch.add('telemetry', JSON.stringify({ ts: new Date(up.ts).toISOString(), device: up.device, values: up.values, flags: up.flags, ...this.clock.recordFlag }), up);
   }
 
   /** @internal */
@@ -280,11 +281,10 @@ export class Gateway extends EventEmitter implements ApplyHost {
     for (const u of this.uplinks) u.pumpSoon?.();
   }
 
-  /** Store events (each gets its seq) and hand them on. */
+  /** Store events (each gets its seq, and `text`: the sentence a person reads, in gateway.locale) and hand them on. */
   record(events: RuleEvent[]): void {
     if (!events.length || (this.stopped && !this.started)) return;
     this.batch.flush(); // readings recorded before these events keep the lower seqs
-    // `text`: the sentence a person reads, in gateway.locale (the machine fields never change with it)
     const bodies = events.map((e) => JSON.stringify({ ...e, ts: new Date(e.ts).toISOString(), ...this.clock.recordFlag, text: this.view.noteEvent(e, this.loaded.locale) }));
     const { seqs, eviction } = this.storage.appendEvents(bodies);
     events.forEach((e, i) => {

@@ -13,6 +13,7 @@ import { metricNames } from './metrics.js';
 import type { Logger } from './log.js';
 import { OutputManager, type OutputFault } from './outputs.js';
 import { Poller, type RawReading } from './poller.js';
+import { ReportFilter } from './report-filter.js';
 
 /** The device each rule metric is taken from: `sources`, else the first device that measures it. */
 export function resolveSources(c: Config): Partial<Record<Metric, string>> {
@@ -54,6 +55,8 @@ export class Runtime {
   /** Devices whose readings feed a rule: metric sources and input modules. */
   readonly ruleDevices = new Set<string>();
   readonly sources: Partial<Record<Metric, string>>;
+  /** What of each poll goes to the uplink (report strategies). */
+  readonly report: ReportFilter;
   /** Buses taken over from the runtime this one replaces: not closed by this one until adopted. */
   private readonly borrowed = new Set<FirmataBus>();
 
@@ -100,6 +103,7 @@ export class Runtime {
       client.on('status', (status: string) => hooks.onStatus(d.id, status));
     }
     this.sources = resolveSources(config);
+    this.report = new ReportFilter(new Map(config.devices.map((d) => [d.id, d.report])));
     for (const id of Object.values(this.sources)) this.ruleDevices.add(id);
     for (const i of Object.values(config.inputs)) this.ruleDevices.add(i.device);
     this.outputs = new OutputManager(config.outputs, this.devices, hooks.onFault, o.logger);

@@ -58,6 +58,22 @@ const pinSpec = z.strictObject({
   activeLow: z.boolean().optional(),
 });
 
+/** What of a device's polls goes to the uplink (gateway/report-filter.ts; docs/config.md "Report strategies"). */
+const reportRule = {
+  strategy: oneOf(['every', 'onChange', 'interval']).optional(),
+  /** onChange: send when the value moved at least this much (absolute, in the metric's unit) */
+  deadband: numIn(0, 1e9, false).optional(),
+  /** onChange: send when the value moved at least this percentage of the value last sent */
+  deadbandPct: numIn(0, 1000, false).optional(),
+  /** interval: one value per this many seconds */
+  intervalS: numIn(1, 86_400).optional(),
+  /** interval: which value of the window */
+  aggregate: oneOf(['latest', 'mean', 'min', 'max']).optional(),
+  /** onChange: send at least this often, changed or not */
+  heartbeatS: numIn(1, 86_400).optional(),
+};
+const ReportSchema = z.strictObject({ ...reportRule, metrics: z.record(str('a metric or channel'), z.strictObject(reportRule)).optional() });
+
 export const DeviceSchema = z.strictObject({
   id,
   bus: str('a bus id'),
@@ -76,6 +92,8 @@ export const DeviceSchema = z.strictObject({
   pins: z.array(pinSpec).min(1, 'expected at least one pin').max(64).optional(),
   /** firmata-io only: the pin of the status light */
   statusLed: numIn(0, 127).optional(),
+  /** report strategy of its telemetry (default: every poll for sensors; relays and inputs on change with a 300 s heartbeat) */
+  report: ReportSchema.optional(),
 });
 export type DeviceSettings = z.infer<typeof DeviceSchema>;
 

@@ -1,0 +1,155 @@
+/**
+ * Uplink bytes per day (issue: cellular data costs money): the construction-site example over the
+ * simulator, its MQTT traffic counted on the wire by a TCP proxy in front of mosquitto (payload and
+ * protocol overhead, both directions, as a SIM is billed), scaled to a day from a shorter run in
+ * scenario time (a scaled clock). Twice: with today's behaviour (every poll of every device sent:
+ * `report: { strategy: every }`) and with the defaults (relays and inputs on change with a 300 s
+ * heartbeat). Target: the defaults ≤ 1/5 of every-poll, with every event, every relay and input
+ * change and the same minute aggregates delivered (checked, else the row fails).
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt from 'mqtt';
+import { pino } from 'pino';
+import { parse } from 'yaml';
+import { resolveConfig } from '../gateway/config/load.js';
+import { Gateway } from '../gateway/gateway.js';
+import { loadScenario } from '../simulator/scenario.js';
+import { Simulator } from '../simulator/simulator.js';
+import { freePort, quick, startMosquitto, type Result } from './common.js';
+
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const FACTOR = 5;
+
+/** A TCP proxy that counts the bytes it carries (both directions). */
+async function countingProxy(target: number): Promise<{ port: number; bytes: () => number; stop(): Promise<void> }> {
+  let bytes = 0;
+  const socks = new Set<net.Socket>();
+  const server = net.createServer((a) => {
+    const b = net.connect(target, '127.0.0.1');
+    for (const s of [a, b]) {
+      socks.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => socks.delete(s));
+    }
+    a.on('data', (d) => (bytes += d.length));
+    b.on('data', (d) => (bytes += d.length));
+    a.pipe(b).pipe(a);
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  return {
+    port,
+    bytes: () => bytes,
+    stop: async () => {
+      for (const s of socks) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+interface Run {
+  bytesPerDay: number;
+  /** checks of what was delivered */
+  events: { recorded: number; received: number };
+  inputChanges: { made: number; received: number };
+  relayChanges: { polled: number; received: number };
+  minuteAggregates: number;
+}
+
+/** Relay or input transitions in a list of (channel values) in order. */
+function transitions(rows: Record<string, number>[]): number {
+  const last: Record<string, number> = {};
+  let n = 0;
+  for (const v of rows)
+    for (const [k, x] of Object.entries(v)) {
+      if (!/^ch\d+$/.test(k)) continue;
+      if (k in last && last[k] !== x) n++;
+      last[k] = x;
+    }
+  return n;
+}
+
+async function run(everyPoll: boolean, scenarioS: number): Promise<Run> {
+  const start = Date.parse('2026-06-01T09:59:30+08:00'); // working hours: dust alarms, sprays, camera pulses
+  let real0: number | undefined;
+  const now = () => (real0 === undefined ? start : start + (Date.now() - real0) * FACTOR);
+  const sim = new Simulator(loadScenario(path.join(ROOT, 'seeds/scenarios/demo.yaml')), { nowMs: now, wireTime: false });
+  const simPort = await freePort();
+  await sim.serveTcp('127.0.0.1', simPort);
+  const mq = await startMosquitto();
+  const proxy = await countingProxy(Number(new URL(mq.url).port));
+  const sub = await mqtt.connectAsync(mq.url, { clientId: `bench-sub-${everyPoll}` });
+  const got = { events: new Set<number>(), dio: [] as Record<string, number>[], relays: [] as Record<string, number>[], minutes: 0 };
+  sub.on('message', (topic, payload) => {
+    const m = JSON.parse(payload.toString());
+    if (topic.endsWith('/events')) for (const e of m.events) got.events.add(e.seq);
+    else if (topic.endsWith('/telemetry')) for (const r of m.readings) (r.device === 'dio' ? got.dio : r.device === 'relays' ? got.relays : []).push(r.values);
+    else if (topic.endsWith('/aggregates') && m.period === 'minute') got.minutes++;
+  });
+  await sub.subscribeAsync('dustgate/#', { qos: 1 });
+  const c = parse(readFileSync(path.join(ROOT, 'seeds/sites/construction-zhengzhou.yaml'), 'utf8')) as Record<string, any>;
+  c.buses = [{ id: 'line1', type: 'tcp', host: '127.0.0.1', port: simPort, timeoutMs: 500 }];
+  c.devices = c.devices.filter((d: { bus: string }) => d.bus === 'line1').map((d: Record<string, unknown>) => (everyPoll ? { ...d, report: { strategy: 'every' } } : d));
+  c.sources = Object.fromEntries(Object.entries(c.sources as Record<string, string>).filter(([, d]) => c.devices.some((x: { id: string }) => x.id === d)));
+  c.storage = { ...c.storage, path: path.join(mkdtempSync(path.join(os.tmpdir(), 'dustgate-bench-bytes-')), 'buffer.db') };
+  c.mqtt = { url: `mqtt://127.0.0.1:${proxy.port}` };
+  c.http = { port: 0 };
+  c.hj212 = { enabled: false };
+  const gw = new Gateway({ loaded: resolveConfig(c), now, mono: now, logger: pino({ level: 'silent' }), tickMs: 50 });
+  const recorded: number[] = [];
+  gw.on('event', (e: { seq: number }) => recorded.push(e.seq));
+  const polledRelays: Record<string, number>[] = [];
+  await gw.start();
+  gw.rt.poller.on('reading', (r: { device: string; values: Record<string, number> }) => r.device === 'relays' && polledRelays.push(r.values));
+  await new Promise<void>((r) => (gw.uplink?.connected ? r() : gw.uplink!.once('connect', () => r())));
+  const b0 = proxy.bytes();
+  real0 = Date.now();
+  // a person walks past the gate camera every 20 s of scenario time (held 4 s)
+  let made = 0;
+  const gate = setInterval(() => {
+    sim.setValues('dio', { ch1: made % 2 === 0 ? 1 : 0 });
+    made++;
+  }, (10_000 / FACTOR) | 0);
+  await new Promise((r) => setTimeout(r, (scenarioS * 1000) / FACTOR));
+  clearInterval(gate);
+  const elapsedScenarioS = ((Date.now() - real0) * FACTOR) / 1000;
+  const bytes = proxy.bytes() - b0;
+  await new Promise((r) => setTimeout(r, 1500)); // what is in flight arrives
+  await gw.stop();
+  await sub.endAsync();
+  await proxy.stop();
+  await mq.stop();
+  await sim.stop();
+  return {
+    bytesPerDay: (bytes / elapsedScenarioS) * 86_400,
+    events: { recorded: recorded.length, received: recorded.filter((s) => got.events.has(s)).length },
+    inputChanges: { made, received: transitions(got.dio) },
+    relayChanges: { polled: transitions(polledRelays), received: transitions(got.relays) },
+    minuteAggregates: got.minutes,
+  };
+}
+
+export async function uplinkBytes(): Promise<Result[]> {
+  const scenarioS = quick ? 150 : 600;
+  const before = await run(true, scenarioS);
+  const after = await run(false, scenarioS);
+  const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB/day`;
+  const ratio = after.bytesPerDay / before.bytesPerDay;
+  const complete =
+    after.events.received === after.events.recorded &&
+    after.inputChanges.received >= after.inputChanges.made - 1 &&
+    after.relayChanges.received === after.relayChanges.polled &&
+    after.minuteAggregates === before.minuteAggregates &&
+    after.minuteAggregates > 0;
+  const detail = `events ${after.events.received}/${after.events.recorded}, input changes ${after.inputChanges.received}/${after.inputChanges.made}, relay changes ${after.relayChanges.received}/${after.relayChanges.polled}, minute aggregates ${after.minuteAggregates} (every-poll run: ${before.minuteAggregates})`;
+  return [
+    { name: `uplink bytes/day, construction site, every poll sent (${scenarioS} s scenario time)`, measured: mb(before.bytesPerDay), baseline: 'figure', ratio: 1, target: 'figure', pass: true },
+    { name: `uplink bytes/day, default report strategies vs every poll (${detail})`, measured: mb(after.bytesPerDay), baseline: mb(before.bytesPerDay), ratio, target: '≤ 0.2, all delivered', pass: ratio <= 0.2 && complete },
+  ];
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) console.log(await uplinkBytes());
