@@ -12,6 +12,9 @@
  *  (g) CLI start-up: `dustgate --version` and `dustgate read` against bare `node -e 0` (bench/cli.ts).
  *  (h) SD card wear: bytes written to disk per hour on the construction-site example, broker up and down (bench/disk.ts).
  *  (i) peak RSS of `dustgate run` under arm64 emulation on the construction-site example, a figure (bench/arm64.ts).
+ *  (j) uplink bytes a day of the construction-site example, counted on the wire: every poll sent (today's
+ *      behaviour) against the default report strategies and the example as shipped (≤ 0.2), every event,
+ *      relay and input change and minute aggregate delivered (bench/uplink-bytes.ts).
  * Writes bench/results.json and prints a table. `--quick` runs shorter (CI).
  */
 import { spawn } from 'node:child_process';
@@ -34,6 +37,7 @@ import { firmataSwitching } from './firmata.js';
 import { cliStartup } from './cli.js';
 import { diskWrites } from './disk.js';
 import { arm64Rss } from './arm64.js';
+import { uplinkBytes } from './uplink-bytes.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -149,6 +153,7 @@ results.push(await firmataSwitching());
 results.push(...(await cliStartup()));
 results.push(...(await diskWrites()));
 results.push(await arm64Rss());
+results.push(...(await uplinkBytes()));
 
 const file = path.join(HERE, 'results.json');
 writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, node: process.version, results }, null, 2) + '\n');
