@@ -13,7 +13,7 @@ import { isDriverError } from '../drivers/errors.js';
 import { probeClockSync } from './clock-sync.js';
 import { ConfigError, definitionOf, loadConfigFile } from './config/load.js';
 import { FirmataBus, FirmataDevice } from '../drivers/firmata.js';
-import type { Config } from './config/schema.js';
+import { platformName, type Config } from './config/schema.js';
 import { t, type Locale, type MessageKey } from './i18n.js';
 import { pageLinks } from './lan.js';
 
@@ -242,10 +242,13 @@ export async function runDoctor(file: string, o: { timeoutMs?: number; locale?: 
   checks.push(...(await serialChecks(c)));
   checks.push(...(await deviceChecks(c, timeoutMs)));
   checks.push(await brokerCheck(c, timeoutMs));
-  if (c.hj212.enabled) {
-    const err = await tcpCheck(c.hj212.host, c.hj212.port, timeoutMs);
-    const where = { host: c.hj212.host, port: c.hj212.port };
-    checks.push(err ? check('hj212', undefined, { ok: false, detail: T('hj212.fail', { ...where, error: err }), fix: T('hj212.fix') }) : check('hj212', undefined, { ok: true, detail: T('hj212.ok', where) }));
+  for (const [i, p] of c.hj212.entries()) {
+    if (!p.enabled) continue;
+    const err = await tcpCheck(p.host, p.port, timeoutMs);
+    const where = { host: p.host, port: p.port };
+    const name = platformName(p, i);
+    const id = c.hj212.length > 1 ? name : undefined;
+    checks.push(err ? check('hj212', id, { ok: false, detail: T('hj212.fail', { ...where, error: err }), fix: T('hj212.fix') }) : check('hj212', id, { ok: true, detail: T('hj212.ok', where) }));
   }
   checks.push(await clockCheck());
   const dir = path.dirname(path.resolve(c.storage.path));

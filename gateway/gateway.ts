@@ -30,7 +30,7 @@ import { StorageGuard, type StorageStatus } from './storage-guard.js';
 import { GatewayClock, clockFrom, type Clock, type ClockStep } from './clock.js';
 import type { MqttUplink } from './uplink/mqtt.js';
 import type { Uplink } from './uplink/uplink.js';
-import { hj212Uplink, mqttUplink } from './uplinks.js';
+import { hj212Uplinks, mqttUplink } from './uplinks.js';
 import { VERSION } from './version.js';
 import { WARN_EVENTS, type EventOrigin } from './contract.js';
 
@@ -76,7 +76,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
   private readonly applier: ConfigApplier;
   remote: RemoteHandler | undefined;
   readonly aggregator: Aggregator;
-  hj212: Hj212Uplink | undefined;
+  hj212: Hj212Uplink[] = [];
   /** latest value and last hour of each source metric (HJ 212 real-time data, the page) */
   readonly latest = new LatestValues();
   /** P/state, /api/state, the buffer figures and the status light */
@@ -120,7 +120,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
       this.engine.setAlertLevel(level as never, this.clock.mono(), { by: 'restored' });
       this.engine.drainEvents();
     }
-    if (c.hj212.enabled) this.hj212 = hj212Uplink(this, c, { timeZone: this.loaded.timezone, sources: this.rt.sources, latest: () => this.latest.bySource });
+    this.hj212 = hj212Uplinks(this, c, { timeZone: this.loaded.timezone, sources: this.rt.sources, latest: () => this.latest.bySource });
     if (c.mqtt.enabled) {
       this.remote = new RemoteHandler(this, (topic, payload) => this.uplink?.publish(topic, payload));
       this.uplink = mqttUplink(this, c);
@@ -161,7 +161,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
 
   /** Every uplink running: each consumes what it sends from the store itself (uplink/uplink.ts). */
   get uplinks(): Uplink[] {
-    return [this.uplink, this.hj212].filter((u): u is MqttUplink | Hj212Uplink => u !== undefined);
+    return [this.uplink, ...this.hj212].filter((u): u is MqttUplink | Hj212Uplink => u !== undefined);
   }
 
   /** @internal */

@@ -28,7 +28,7 @@ export interface PageHost {
   readonly counters: { readings: number; events: number };
   readonly remote?: { readonly counters: { refusedBusy: number } };
   readonly uplink?: { readonly connected: boolean };
-  readonly hj212?: { readonly isConnected: boolean };
+  readonly hj212: readonly { readonly name: string; readonly isConnected: boolean }[];
   /** the language of the page when it does not ask for one (gateway.locale) */
   readonly loaded: { readonly locale: Locale };
   apiState(withHistory?: boolean, locale?: Locale): unknown;
@@ -183,7 +183,7 @@ export function createRegistry(gw: PageHost): Registry {
     collect() {
       this.reset();
       if (gw.uplink) this.set({ link: 'mqtt' }, gw.uplink.connected ? 1 : 0);
-      if (gw.hj212) this.set({ link: 'hj212' }, gw.hj212.isConnected ? 1 : 0);
+      for (const p of gw.hj212) this.set({ link: p.name }, p.isConnected ? 1 : 0);
     },
   });
   new Gauge({

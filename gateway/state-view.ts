@@ -52,7 +52,7 @@ export interface ViewHost {
   readonly config: Config;
   readonly version: number;
   readonly uplink: MqttUplink | undefined;
-  readonly hj212: Hj212Uplink | undefined;
+  readonly hj212: readonly Hj212Uplink[];
   readonly latest: LatestValues;
   readonly loaded: { readonly locale: Locale; readonly timezone: string };
   readonly started: boolean;
@@ -151,7 +151,9 @@ export class StateView {
       storage,
       links: {
         mqtt: this.gw.uplink ? (this.gw.uplink.connected ? 'connected' : 'down') : null,
-        hj212: this.gw.hj212 ? (this.gw.hj212.isConnected ? 'connected' : 'down') : null,
+        // every platform connected, else down (null: none enabled); each one by its name
+        hj212: this.gw.hj212.length ? (this.gw.hj212.every((p) => p.isConnected) ? 'connected' : 'down') : null,
+        hj212Platforms: Object.fromEntries(this.gw.hj212.map((p) => [p.name, p.isConnected ? 'connected' : 'down'])),
       },
       /** What the boards' status lights show (null: no board has one). */
       light: this.gw.rt.lights.length ? this.lightPattern() : null,

@@ -3,7 +3,7 @@
  * and HJ 212 (aggregates). A new uplink is built here and joins `Gateway.uplinks`.
  */
 import type { Clock } from './clock.js';
-import type { Config, Metric } from './config/schema.js';
+import { platformName, type Config, type Hj212Platform, type Metric } from './config/schema.js';
 import type { DustgateEvent } from './contract.js';
 import { Hj212Uplink } from './hj212/uplink.js';
 import type { Logger } from './log.js';
@@ -40,9 +40,20 @@ export function mqttUplink(gw: UplinkHost, c: Config): MqttUplink {
   return up;
 }
 
-export function hj212Uplink(
+/** One uplink per enabled HJ 212 platform, each with its own connection and upload queue (one down never delays another). */
+export function hj212Uplinks(
   gw: UplinkHost,
   c: Config,
+  o: { timeZone: string; sources: Partial<Record<Metric, string>>; latest: () => Record<string, { v: number; flag: Flag }> },
+): Hj212Uplink[] {
+  return c.hj212.flatMap((p, i) => (p.enabled ? [hj212Uplink(gw, c, p, platformName(p, i), o)] : []));
+}
+
+function hj212Uplink(
+  gw: UplinkHost,
+  c: Config,
+  p: Hj212Platform,
+  name: string,
   o: { timeZone: string; sources: Partial<Record<Metric, string>>; latest: () => Record<string, { v: number; flag: Flag }> },
 ): Hj212Uplink {
   // a clock NTP has not set takes the platform's time (1013 → 1012), and says so in an event
@@ -55,5 +66,5 @@ export function hj212Uplink(
     }
     return delta;
   };
-  return new Hj212Uplink({ cfg: c.hj212, mn: c.hj212.mn || c.gateway.id, aggregates: gw.store.aggs, queue: gw.store.uploads('hj212'), now: gw.now, logger: gw.logger, clockSynced: () => gw.clock.synced, setTime, ...o });
+  return new Hj212Uplink({ cfg: p, name, mn: p.mn || c.gateway.id, aggregates: gw.store.aggs, queue: gw.store.uploads(name), now: gw.now, logger: gw.logger.child({ platform: name }), clockSynced: () => gw.clock.synced, setTime, ...o });
 }

@@ -14,7 +14,7 @@ import type { DeviceDefinition } from '../../drivers/devices/types.js';
 import { deepMerge } from '../deep-merge.js';
 import { sprinklerKind } from '../rules/decisions.js';
 import { FLOOR_SECTIONS, allowed, floorIssues, floorsOf, type Floors } from './floors.js';
-import { ALERT_LEVELS, AlertProfileSchema, ConfigSchema, RulesSchema, deepPartial, type Config, type Rules } from './schema.js';
+import { ALERT_LEVELS, AlertProfileSchema, ConfigSchema, RulesSchema, deepPartial, platformName, type Config, type Rules } from './schema.js';
 
 export { ConfigError, type ConfigIssue } from './errors.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
@@ -359,7 +359,13 @@ function crossCheck(c: Config, warnings: ConfigIssue[]): ConfigIssue[] {
   });
   if (c.http.bind !== '127.0.0.1' && c.http.bind !== 'localhost' && c.http.bind !== '::1' && !c.http.token)
     out.push({ path: 'http.token', message: `required when http.bind is not loopback (${c.http.bind})` });
-  if (c.hj212.enabled && (!c.hj212.host || !c.hj212.port)) out.push({ path: 'hj212', message: 'enabled needs host and port' });
+  const names = new Set<string>();
+  c.hj212.forEach((p, i) => {
+    if (p.enabled && (!p.host || !p.port)) out.push({ path: `hj212[${i}]`, message: 'enabled needs host and port' });
+    const name = platformName(p, i);
+    if (names.has(name)) out.push({ path: `hj212[${i}].name`, message: `"${name}" names two platforms: give each its own name (it keys the platform's upload queue)` });
+    names.add(name);
+  });
   return out;
 }
 
@@ -374,8 +380,8 @@ const SECRET_PATHS = [
 export function redact(c: Config): Config {
   const copy = structuredClone(c) as unknown as Record<string, Record<string, unknown>>;
   for (const [section, key] of SECRET_PATHS) {
-    const s = copy[section];
-    if (s && typeof s[key] === 'string' && s[key] !== '') s[key] = '***';
+    const s = copy[section] as Record<string, unknown> | Record<string, unknown>[] | undefined;
+    for (const o of Array.isArray(s) ? s : s ? [s] : []) if (typeof o[key] === 'string' && o[key] !== '') o[key] = '***';
   }
   return copy as unknown as Config;
 }

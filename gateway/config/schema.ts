@@ -120,6 +120,27 @@ export type InputSettings = z.infer<typeof InputSchema>;
 // ------------------------------------------------------------------ the whole file
 
 const secret = z.string().default('');
+/** One HJ 212 platform (SPEC §9). `name` keys its upload queue in the store: the first defaults to `hj212`. */
+export const Hj212PlatformSchema = z.strictObject({
+  name: id.optional(),
+  enabled: z.boolean().default(false),
+  host: z.string().default(''),
+  port: numIn(0, 65_535).default(0),
+  st: numIn(0, 99).default(39),
+  pw: z.string().default('123456'),
+  mn: z.string().default(''),
+  version: z.preprocess((v) => (typeof v === 'number' ? String(v) : v), oneOf(['2017', '2005'])).default('2017'),
+  rtdIntervalS: numIn(1, 86_400).default(60),
+  minIntervalMin: numIn(1, 60).default(1),
+  ackRequired: z.boolean().default(true),
+  /** Reconnect backoff ceiling (full jitter under it). */
+  reconnectMaxS: numIn(1, 3600).default(60),
+});
+export type Hj212Platform = z.infer<typeof Hj212PlatformSchema>;
+
+/** The platform's name: its own, else `hj212` for the first and `hj212-<n>` for the others. */
+export const platformName = (p: { name?: string }, i: number): string => p.name ?? (i === 0 ? 'hj212' : `hj212-${i + 1}`);
+
 export const ConfigSchema = z.strictObject({
   gateway: z.strictObject({
     id: str('an id').regex(/^[a-z0-9-]{3,64}$/, 'expected 3..64 characters of a-z, 0-9 and -'),
@@ -170,22 +191,8 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   aqi: z.strictObject({ standard: oneOf(['hj633-2026', 'hj633-2012']).default('hj633-2026') }).prefault({}),
-  hj212: z
-    .strictObject({
-      enabled: z.boolean().default(false),
-      host: z.string().default(''),
-      port: numIn(0, 65_535).default(0),
-      st: numIn(0, 99).default(39),
-      pw: secret.default('123456'),
-      mn: z.string().default(''),
-      version: z.preprocess((v) => (typeof v === 'number' ? String(v) : v), oneOf(['2017', '2005'])).default('2017'),
-      rtdIntervalS: numIn(1, 86_400).default(60),
-      minIntervalMin: numIn(1, 60).default(1),
-      ackRequired: z.boolean().default(true),
-      /** Reconnect backoff ceiling (full jitter under it). */
-      reconnectMaxS: numIn(1, 3600).default(60),
-    })
-    .prefault({}),
+  /** HJ 212 platforms: one entry each (environment, housing and construction…); a single object is still accepted */
+  hj212: z.preprocess((v) => (v === undefined || Array.isArray(v) ? v : [v]), z.array(Hj212PlatformSchema).max(8, 'expected at most 8 platforms')).default([]),
   http: z.strictObject({ bind: z.string().default('127.0.0.1'), port: numIn(0, 65_535).default(8080), token: secret }).prefault({}),
   remote: z
     .strictObject({

@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { periodBounds, zoneOffsetMs, type Aggregate, type Period } from '../aggregates.js';
-import type { Config, Metric } from '../config/schema.js';
+import type { Hj212Platform, Metric } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Flag } from '../reading.js';
 import { Backoff } from '../../drivers/reopen.js';
@@ -24,7 +24,9 @@ import { hj212Codes } from '../metrics.js';
 import { CN, PERIOD_CN, hjNumber, reply } from './protocol.js';
 
 export interface Hj212UplinkOptions {
-  cfg: Config['hj212'];
+  cfg: Hj212Platform;
+  /** the platform's name (its upload queue's, and its logs'): `hj212` for the first */
+  name?: string;
   mn: string;
   timeZone: string;
   /** the stored aggregates it reports from */
@@ -57,7 +59,7 @@ export function parseHjTime(s: string, timeZone: string): number {
 }
 
 export class Hj212Uplink extends EventEmitter implements Uplink {
-  readonly name = 'hj212';
+  readonly name: string;
   readonly takes = 'aggregates';
   private socket: net.Socket | undefined;
   private linkUp = false;
@@ -78,6 +80,7 @@ export class Hj212Uplink extends EventEmitter implements Uplink {
 
   constructor(private readonly o: Hj212UplinkOptions) {
     super();
+    this.name = o.name ?? 'hj212';
     this.backoff = new Backoff(o.reconnectMinMs ?? 1000, o.cfg.reconnectMaxS * 1000);
     this.rtdIntervalS = o.cfg.rtdIntervalS;
     this.minIntervalMin = o.cfg.minIntervalMin;

@@ -64,8 +64,8 @@ describe('HJ 212 uplink', () => {
     for (const t of times) expect(t.slice(12)).toBe('00');
     expect(new Set(times).size).toBe(times.length);
     // the platform logs a packet before the gateway has read its ack: wait for the gateway's side
-    await waitFor(() => r.gw.hj212!.counters.acked >= 3 && r.gw.hj212!.pending().length === 0, 5000, 20);
-    expect(r.gw.hj212!.counters.acked).toBeGreaterThanOrEqual(3);
+    await waitFor(() => r.gw.hj212[0]!.counters.acked >= 3 && r.gw.hj212[0]!.pending().length === 0, 5000, 20);
+    expect(r.gw.hj212[0]!.counters.acked).toBeGreaterThanOrEqual(3);
   });
 
   it('a two-hour platform outage is filled after reconnecting: every 2051 and 2061, acknowledged, none twice after its ack; a 2061 back-fill returns exactly the stored hours', async () => {
@@ -79,12 +79,12 @@ describe('HJ 212 uplink', () => {
     platforms.length = 0;
     const outFrom = r.now();
     await waitFor(() => r.now() - outFrom >= 2 * 3600_000, 30_000, 100); // two hours of scenario time
-    expect(r.gw.hj212!.isConnected).toBe(false);
-    const backlog = r.gw.hj212!.pending();
+    expect(r.gw.hj212[0]!.isConnected).toBe(false);
+    const backlog = r.gw.hj212[0]!.pending();
     expect(backlog.filter((p) => p.cn === '2061').length).toBeGreaterThanOrEqual(2);
     expect(backlog.filter((p) => p.cn === '2051').length).toBeGreaterThanOrEqual(100);
     platform = await platformOn(port);
-    await waitFor(() => r.gw.hj212!.pending().length === 0 && r.gw.hj212!.isConnected, 40_000, 100);
+    await waitFor(() => r.gw.hj212[0]!.pending().length === 0 && r.gw.hj212[0]!.isConnected, 40_000, 100);
     const after: Received[] = platform.received;
     const local = (iso: string) => hjTime(Date.parse(iso), TZ);
     for (const p of backlog) {
@@ -113,6 +113,59 @@ describe('HJ 212 uplink', () => {
     expect(answer.at(-1)).toMatchObject({ cn: '9012' });
     expect(cpValue(answer.at(-1)!.packet, 'ExeRtn')).toBe('1');
     expect(answer.filter((x) => x.cn === '2061').map((x) => x.dataTime)).toEqual(hours.map(local));
+  });
+});
+
+describe('two HJ 212 platforms', () => {
+  it('the environment platform keeps its schedule while the housing platform is cut for two hours; the cut one is refilled with every minute and hour, none twice', async () => {
+    const [envPort, housingPort] = [await freePort(), await freePort()];
+    const env = await platformOn(envPort);
+    let housing = await platformOn(housingPort);
+    const platform = (name: string, port: number, mn: string, pw: string) => ({ name, enabled: true, host: '127.0.0.1', port, st: 39, pw, mn, rtdIntervalS: 60, minIntervalMin: 1, ackRequired: true, reconnectMaxS: 2 });
+    rig = await startInProcess('dust-event', {
+      factor: 600,
+      startMs: cst('2026-06-01T09:50:00'),
+      extra: { hj212: [platform('environment', envPort, 'ZZ0412ENV00001', 'env-pass'), platform('housing', housingPort, 'ZZ0412ZJ000001', 'zj-pass')] },
+    });
+    const r = rig;
+    expect(r.gw.hj212.map((p) => p.name)).toEqual(['environment', 'housing']);
+    await waitFor(() => env.received.some((x) => x.cn === '2051') && housing.received.some((x) => x.cn === '2051'), 20_000, 50);
+    // each platform its own MN and password
+    expect(new Set(env.received.filter((x) => x.cn === '2051').map((x) => x.mn))).toEqual(new Set(['ZZ0412ENV00001']));
+    expect(new Set(housing.received.filter((x) => x.cn === '2051').map((x) => x.mn))).toEqual(new Set(['ZZ0412ZJ000001']));
+    expect(env.received.find((x) => x.cn === '2051')!.text).toContain('PW=env-pass');
+    expect(housing.received.find((x) => x.cn === '2051')!.text).toContain('PW=zj-pass');
+    const housingBefore = [...housing.received];
+    await housing.stop();
+    platforms.splice(platforms.indexOf(housing), 1);
+    const outFrom = r.now();
+    const envFrom = env.received.length;
+    await waitFor(() => r.now() - outFrom >= 2 * 3600_000, 30_000, 100);
+    const outTo = r.now();
+    // the environment platform: every minute of the outage, in order, none missing, nothing waiting
+    const envMinutes = [...new Set(env.received.slice(envFrom).filter((x) => x.cn === '2051').map((x) => x.dataTime!))].sort();
+    const toMs = (t: string) => cst(`${t.slice(0, 4)}-${t.slice(4, 6)}-${t.slice(6, 8)}T${t.slice(8, 10)}:${t.slice(10, 12)}:${t.slice(12, 14)}`);
+    for (let i = 1; i < envMinutes.length; i++) expect(toMs(envMinutes[i]!) - toMs(envMinutes[i - 1]!), envMinutes[i]).toBe(60_000);
+    expect(envMinutes.length).toBeGreaterThanOrEqual(110);
+    expect(toMs(envMinutes.at(-1)!)).toBeGreaterThanOrEqual(outTo - 3 * 60_000); // on schedule: the latest minutes are there
+    expect(env.received.slice(envFrom).filter((x) => x.cn === '2061').length).toBeGreaterThanOrEqual(2);
+    expect(r.gw.hj212[0]!.pending().length).toBeLessThanOrEqual(2);
+    // the housing platform waited in its own queue
+    const hz = r.gw.hj212[1]!;
+    expect(hz.isConnected).toBe(false);
+    const backlog = hz.pending();
+    expect(backlog.filter((p) => p.cn === '2051').length).toBeGreaterThanOrEqual(100);
+    expect(backlog.filter((p) => p.cn === '2061').length).toBeGreaterThanOrEqual(2);
+    housing = await platformOn(housingPort);
+    await waitFor(() => hz.pending().length === 0 && hz.isConnected, 40_000, 100);
+    const local = (iso: string) => hjTime(Date.parse(iso), TZ);
+    for (const p of backlog) expect(housing.received.filter((x) => x.cn === p.cn && x.dataTime === local(p.start)).length, `${p.cn} ${local(p.start)}`).toBeGreaterThanOrEqual(1);
+    const keys = housing.received.filter((x) => x.cn === '2051' || x.cn === '2061').map((x) => `${x.cn}/${x.dataTime}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    const ackedBefore = new Set(housingBefore.filter((x) => x.cn === '2051').map((x) => x.dataTime));
+    expect(housing.received.filter((x) => x.cn === '2051' && ackedBefore.has(x.dataTime))).toEqual([]);
+    // both queues live in the one store, by name
+    expect(r.gw.store.uploads('environment').pending().length).toBe(r.gw.hj212[0]!.pending().length);
   });
 });
 
@@ -168,13 +221,13 @@ describe('HJ 212 platform requests and acks', () => {
     rig = await startInProcess('dust-event', { factor: 60, startMs: cst('2026-06-01T10:00:30'), extra: hj(port) });
     const r = rig;
     // a fast ack time-out for the test: 300 ms of real time
-    r.gw.hj212!.ackTimeoutMs = 300;
-    await waitFor(() => r.gw.hj212!.counters.connects >= 2, 20_000, 50);
+    r.gw.hj212[0]!.ackTimeoutMs = 300;
+    await waitFor(() => r.gw.hj212[0]!.counters.connects >= 2, 20_000, 50);
     const first = platform.received.find((x) => x.cn === '2051')!;
     expect(platform.received.filter((x) => x.cn === '2051' && x.dataTime === first.dataTime).length).toBeGreaterThanOrEqual(3);
-    expect(r.gw.hj212!.counters.retries).toBeGreaterThanOrEqual(2);
+    expect(r.gw.hj212[0]!.counters.retries).toBeGreaterThanOrEqual(2);
     platform.ack = true;
-    await waitFor(() => r.gw.hj212!.pending().length === 0, 20_000, 50);
+    await waitFor(() => r.gw.hj212[0]!.pending().length === 0, 20_000, 50);
   });
 
   it('dustgate hj212-platform logs packets as JSON lines and acks uploads that ask for it', async () => {

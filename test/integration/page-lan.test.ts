@@ -27,7 +27,8 @@ afterEach(async () => {
 function decodeQr(out: string): string | undefined {
   const rows = out
     .split('\n')
-    .filter((l) => l.includes('\x1b[47m\x1b[30m') && /[▀▄█]/.test(l))
+    // the code's rows: dark on light; the bottom border row is drawn light-on-default (ESC[37m) and is not part of it
+    .filter((l) => l.includes('\x1b[47m\x1b[30m') && !l.includes('\x1b[37m') && /[▀▄█]/.test(l))
     .map((l) => l.replace(/\x1b\[[0-9;]*m/g, ''));
   if (!rows.length) return undefined;
   const bits: boolean[][] = [];

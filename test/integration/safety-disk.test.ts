@@ -91,7 +91,7 @@ describe('disk full', () => {
     const got = new Set(sub.readings().map((r) => r.seq as number));
     const missing = afterRecovery.filter((s) => s <= last && !got.has(s));
     expect(missing).toEqual([]);
-    expect(afterRecovery.length).toBeGreaterThan(20);
+    expect(afterRecovery.length).toBeGreaterThan(10); // the head at 50 ms (relays and inputs go up on change only)
     await gw.stop();
     expect(relays.overrides.ch1).toBe(0);
   });

@@ -33,7 +33,7 @@ describe('status API and metrics', () => {
     expect(st.devices.head).toMatchObject({ status: 'online', driver: 'cwt-weather-station' });
     expect(st.devices.head.counters.ok).toBeGreaterThan(0);
     expect(st.latest.temperature).toMatchObject({ v: 18, flag: 'N' });
-    expect(st.links).toEqual({ mqtt: 'connected', hj212: null });
+    expect(st.links).toEqual({ mqtt: 'connected', hj212: null, hj212Platforms: {} });
     expect(st.history.pm10.length).toBeGreaterThan(2);
     r.sim.setFaults('relays', ['crc-error']);
     await waitFor(() => r.gw.devices.get('relays')!.counters.crcErrors > 0, 5000);
