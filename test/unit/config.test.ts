@@ -102,10 +102,21 @@ describe('config', () => {
   });
 
   it('secrets are redacted', () => {
-    const c = resolveConfig({ ...base(), mqtt: { username: 'u', password: 'p4ss' }, remote: { hmacKey: 'k3y' }, http: { token: 't0k' } }).config;
+    const c = resolveConfig({ ...base(), mqtt: { username: 'u', password: 'p4ss' }, remote: { hmacKey: 'k3y' }, http: { token: 't0k' }, hj212: [{ name: 'environment', pw: 'env-pw' }, { name: 'housing', pw: 'zj-pw' }] }).config;
     const text = JSON.stringify(redact(c));
-    for (const secret of ['p4ss', 'k3y', 't0k', '123456']) expect(text).not.toContain(secret);
+    for (const secret of ['p4ss', 'k3y', 't0k', 'env-pw', 'zj-pw']) expect(text).not.toContain(secret);
     expect(redact(c).mqtt.username).toBe('u');
+    expect(redact(c).hj212.map((p) => p.name)).toEqual(['environment', 'housing']);
+  });
+
+  it('hj212 is a list of platforms; one object is still a one-entry list; names must differ', () => {
+    const one = resolveConfig({ ...base(), hj212: { enabled: true, host: 'h', port: 1, mn: 'M' } }).config.hj212;
+    expect(one).toHaveLength(1);
+    expect(one[0]).toMatchObject({ enabled: true, host: 'h', port: 1, mn: 'M', st: 39 });
+    expect(resolveConfig(base()).config.hj212).toEqual([]);
+    expect(() => resolveConfig({ ...base(), hj212: [{ name: 'env' }, { name: 'env' }] })).toThrow(/hj212\[1\]\.name: "env" names two platforms/);
+    expect(() => resolveConfig({ ...base(), hj212: [{}, { name: 'hj212' }] })).toThrow(/hj212\[1\]\.name/); // the first is hj212 by default
+    expect(() => resolveConfig({ ...base(), hj212: [{ enabled: true }] })).toThrow(/hj212\[0\]: enabled needs host and port/);
   });
 
   it('the JSON Schema describes the file and leaves the rules optional', () => {
