@@ -29,7 +29,7 @@ function readingBodies(n: number): string[] {
 }
 
 /** (c) n buffered readings to mosquitto at QoS 1: dustgate's uplink against a bare mqtt.js loop (median of 5 alternating pairs, after a warm-up pair). */
-export async function drain(): Promise<Result> {
+export async function drain(): Promise<Result[]> {
   const n = quick ? 20_000 : 100_000;
   const mq = await startMosquitto();
   try {
@@ -78,18 +78,55 @@ export async function drain(): Promise<Result> {
       await client.endAsync();
       return ms;
     };
+    // like for like: a bare mqtt.js loop publishing the same readings in the same messages dustgate
+    // sends (500 readings, `{"gateway","readings":[…]}`, QoS 1, 16 in flight): what the store's reads,
+    // acks and deletes cost on top of the publishing itself
+    const batched = async (count: number) => {
+      const per = mqttCfg.maxBatch;
+      const t1 = performance.now();
+      // the messages are built inside the timing, as any publisher builds what it sends (from readings already serialised)
+      const messages: string[] = [];
+      for (let i = 0; i < count; i += per) messages.push(`{"gateway":"bench-gw","readings":[${texts.slice(i, Math.min(count, i + per)).join(',')}]}`);
+      const client = await mqtt.connectAsync(mq.url, { clientId: 'bench-bare-batched' });
+      await new Promise<void>((resolve, reject) => {
+        let next = 0;
+        let done = 0;
+        const one = () => {
+          const i = next++;
+          client.publish('bench/bare/telemetry', messages[i]!, { qos: 1 }, (err) => {
+            if (err) return reject(err);
+            if (++done === messages.length) return resolve();
+            if (next < messages.length) one();
+          });
+        };
+        for (let k = 0; k < Math.min(16, messages.length); k++) one();
+      });
+      const ms = performance.now() - t1;
+      await client.endAsync();
+      return ms;
+    };
     // time ratio bare/ours: medianOfAlternating's "mine" is the bare loop here
     const m = await medianOfAlternating(() => ours(n), () => bare(n), 5);
     const mid = { ours: m.base, bare: m.mine };
-    const ratio = m.ratio;
-    return {
-      name: `drain ${n} readings to mosquitto (QoS 1)`,
-      measured: `${(mid.ours / 1000).toFixed(2)} s (${Math.round(n / (mid.ours / 1000))}/s)`,
-      baseline: `${(mid.bare / 1000).toFixed(2)} s bare mqtt.js`,
-      ratio,
-      target: '≥ 3 (× faster)',
-      pass: ratio >= 3,
-    };
+    const like = await medianOfAlternating(() => ours(n), () => batched(n), quick ? 5 : 9);
+    return [
+      {
+        name: `drain ${n} readings to mosquitto (QoS 1)`,
+        measured: `${(mid.ours / 1000).toFixed(2)} s (${Math.round(n / (mid.ours / 1000))}/s)`,
+        baseline: `${(mid.bare / 1000).toFixed(2)} s bare mqtt.js, one reading a message`,
+        ratio: m.ratio,
+        target: '≥ 3 (× faster)',
+        pass: m.ratio >= 3,
+      },
+      {
+        name: `drain ${n} readings, like for like (the same 500-reading messages, QoS 1)`,
+        measured: `${(like.base / 1000).toFixed(2)} s (${Math.round(n / (like.base / 1000))}/s)`,
+        baseline: `${(like.mine / 1000).toFixed(2)} s bare mqtt.js, same batches`,
+        ratio: like.ratio,
+        target: '≥ 0.8',
+        pass: like.ratio >= 0.8,
+      },
+    ];
   } finally {
     await mq.stop();
   }
