@@ -35,7 +35,8 @@ export async function drain(): Promise<Result[]> {
   try {
     const bodies = readingBodies(n);
     const texts = bodies.map((b, i) => withSeq({ seq: i + 1, kind: 'telemetry', body: b }));
-    const mqttCfg = resolveConfig({ gateway: { id: 'bench-gw' }, mqtt: { url: mq.url, maxBatch: 500 } }).config.mqtt;
+    // unpaced (maxPerS 0): the drain's own speed, not the fleet pacing's ceiling
+    const mqttCfg = resolveConfig({ gateway: { id: 'bench-gw' }, mqtt: { url: mq.url, maxBatch: 500, maxPerS: 0 } }).config.mqtt;
     // dustgate: a filled store; time from connect to every record acknowledged (and deleted)
     const ours = async (count: number) => {
       const store = new Store({ path: path.join(tmp('drain'), 'buffer.db'), maxMB: 2048 });

@@ -185,6 +185,10 @@ export const ConfigSchema = z.strictObject({
       topicPrefix: str().regex(/^[^#+]+$/, 'expected a topic prefix without + or #').default('dustgate'),
       group: z.string().regex(/^[^/#+]*$/, 'expected a group name without /, + or #').default(''),
       maxBatch: numIn(1, 10_000).default(500),
+      /** Messages in flight (waiting for their PUBACK) at once. */
+      maxInFlight: numIn(1, 1000).default(16),
+      /** Ceiling on records sent per second (the drain after an outage; a second's worth may go at once); 0: none. */
+      maxPerS: numIn(0, 1_000_000).default(5000),
       /** Reconnect backoff ceiling. */
       reconnectMaxS: numIn(1, 3600).default(30),
       enabled: z.boolean().default(true),

@@ -55,7 +55,8 @@ export class MqttUplink extends EventEmitter implements Uplink {
   constructor(private readonly o: MqttUplinkOptions) {
     super();
     this.prefix = topicPrefix(o.mqtt, o.gatewayId);
-    this.window = o.window ?? 16;
+    this.window = o.window ?? o.mqtt.maxInFlight ?? 16;
+    this.tokens = o.mqtt.maxPerS ?? 0;
     this.backoff = new Backoff(o.reconnectMinMs ?? 1000, o.mqtt.reconnectMaxS * 1000);
     this.backoffMs = this.backoff.initialMs;
     o.store.deferAcks = true;
@@ -170,14 +171,33 @@ export class MqttUplink extends EventEmitter implements Uplink {
     }, delayMs);
   }
 
-  /** Send what the window allows. */
+  /** Records the pace allows now (mqtt.maxPerS: a token bucket holding at most one second's worth). */
+  private tokens: number;
+  private tokensAt = performance.now();
+  private allowance(): number {
+    const rate = this.o.mqtt.maxPerS ?? 0;
+    if (!rate) return Infinity;
+    const now = performance.now();
+    this.tokens = Math.min(rate, this.tokens + ((now - this.tokensAt) / 1000) * rate);
+    this.tokensAt = now;
+    return Math.floor(this.tokens);
+  }
+
+  /** Send what the window and the pace allow. */
   pump(): void {
     const client = this.client;
     if (!client || this.stopping) return;
     try {
       while (client.connected && this.inflight < this.window) {
-        const batch = this.o.store.nextBatch(this.cursor, this.o.mqtt.maxBatch);
+        const allow = this.allowance();
+        if (allow < 1) {
+          // paced: a fleet draining its backlogs after an outage does not flood the broker
+          this.pumpSoon(Math.ceil(1000 / (this.o.mqtt.maxPerS || 1)) + 5);
+          return;
+        }
+        const batch = this.o.store.nextBatch(this.cursor, Math.min(this.o.mqtt.maxBatch, allow));
         if (!batch.length) return;
+        if (this.o.mqtt.maxPerS) this.tokens -= batch.length;
         this.send(client, batch);
       }
     } catch (e) {
