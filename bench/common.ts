@@ -39,33 +39,45 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startMosquitto(): Promise<{ url: string; stop(): Promise<void> }> {
+export interface BenchBroker {
+  url: string;
+  stop(): Promise<void>;
+  /** start it again on the same port (with `persistence`, its sessions come back) */
+  start(): Promise<void>;
+}
+
+export async function startMosquitto(o: { persistence?: boolean } = {}): Promise<BenchBroker> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dustgate-bench-mq-'));
   const conf = path.join(dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 200000\nmax_inflight_messages 0\nlog_dest none\n`);
+  // run as ourselves: started as root, mosquitto would switch to user mosquitto and could not write its persistence file here
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\nuser ${os.userInfo().username}\npersistence ${o.persistence ? 'true' : 'false'}\npersistence_location ${dir}/\nmax_queued_messages 200000\nmax_inflight_messages 0\nlog_dest none\n`);
   let proc: ChildProcess;
-  try {
-    proc = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
-  } catch {
-    throw new Error('mosquitto is not installed: run `bash scripts/install-system-deps.sh`');
-  }
-  const spawnErr = new Promise<never>((_, rej) => proc.once('error', () => rej(new Error('mosquitto is not installed: run `bash scripts/install-system-deps.sh`'))));
-  const ready = (async () => {
-    for (let i = 0; i < 100; i++) {
-      const ok = await new Promise<boolean>((r) => {
-        const s = net.connect(port, '127.0.0.1');
-        s.once('connect', () => (s.destroy(), r(true)));
-        s.once('error', () => r(false));
-      });
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 50));
+  const start = async () => {
+    try {
+      proc = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
+    } catch {
+      throw new Error('mosquitto is not installed: run `bash scripts/install-system-deps.sh`');
     }
-    throw new Error('mosquitto did not start');
-  })();
-  await Promise.race([ready, spawnErr]);
+    const spawnErr = new Promise<never>((_, rej) => proc.once('error', () => rej(new Error('mosquitto is not installed: run `bash scripts/install-system-deps.sh`'))));
+    const ready = (async () => {
+      for (let i = 0; i < 100; i++) {
+        const ok = await new Promise<boolean>((r) => {
+          const s = net.connect(port, '127.0.0.1');
+          s.once('connect', () => (s.destroy(), r(true)));
+          s.once('error', () => r(false));
+        });
+        if (ok) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error('mosquitto did not start');
+    })();
+    await Promise.race([ready, spawnErr]);
+  };
+  await start();
   return {
     url: `mqtt://127.0.0.1:${port}`,
+    start,
     async stop() {
       if (proc.exitCode !== null) return;
       const done = new Promise((r) => proc.once('exit', r));

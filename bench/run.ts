@@ -16,6 +16,8 @@
  *  (j) uplink bytes a day of the construction-site example, counted on the wire: every poll sent (today's
  *      behaviour) against the default report strategies and the example as shipped (≤ 0.2), every event,
  *      relay and input change and minute aggregate delivered (bench/uplink-bytes.ts).
+ *  (k) a fleet of 200 gateways with ten minutes of backlog each after a broker restart: time to drain,
+ *      peak reconnects a second, every seq complete (bench/fleet.ts).
  * Writes bench/results.json and prints a table. `--quick` runs shorter (CI).
  */
 import { spawn } from 'node:child_process';
@@ -39,6 +41,7 @@ import { cliStartup } from './cli.js';
 import { diskWrites } from './disk.js';
 import { arm64Rss } from './arm64.js';
 import { uplinkBytes } from './uplink-bytes.js';
+import { fleetRecovery } from './fleet.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -155,6 +158,7 @@ results.push(...(await cliStartup()));
 results.push(...(await diskWrites()));
 results.push(await arm64Rss());
 results.push(...(await uplinkBytes()));
+results.push(...(await fleetRecovery()));
 
 const file = path.join(HERE, 'results.json');
 writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, node: process.version, results }, null, 2) + '\n');

@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   doctor: () => import('./doctor-command.js').then((m) => m.registerDoctorCommand),
   scan: () => import('./scan-command.js').then((m) => m.registerScanCommand),
   page: () => import('./page-command.js').then((m) => m.registerPageCommand),
+  'fleet-sim': () => import('./fleet-command.js').then((m) => m.registerFleetCommand),
 };
 
 /** Commander's own headings, in Chinese. */
