@@ -7,8 +7,9 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FleetSim } from '../../gateway/fleet.js';
-import { Subscriber, startMosquitto, tempDir } from '../helpers/gateway-rig.js';
-import { waitFor } from '../helpers/system.js';
+import path from 'node:path';
+import { ROOT, Subscriber, startMosquitto, tempDir } from '../helpers/gateway-rig.js';
+import { runCommand, waitFor } from '../helpers/system.js';
 
 const stops: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -63,5 +64,26 @@ describe('a fleet after a broker outage', () => {
     expect(Math.max(...perSecond.values())).toBeLessThan(200);
     expect(perSecond.size).toBeGreaterThanOrEqual(3);
     expect(drainedS).toBeLessThan(60);
+  });
+});
+
+describe('dustgate fleet-sim', () => {
+  it('runs the gateways and says what happened, as JSON; a bad broker URL is one line', async () => {
+    const m = await startMosquitto();
+    stops.push(() => m.stop());
+    const sub = await Subscriber.connect(m.url, 'dustgate/+/telemetry');
+    stops.push(() => sub.close());
+    const cli = (args: string[]) => runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/cli/main.ts'), 'fleet-sim', ...args], { cwd: ROOT, timeoutMs: 30_000 });
+    const r = await cli(['--gateways', '5', '--broker', m.url, '--seconds', '3', '--backlog-min', '1', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout) as Record<string, number>;
+    expect(s).toMatchObject({ gateways: 5, backlog: 300, connected: 5 });
+    expect(s.published).toBeGreaterThanOrEqual(300);
+    expect(s.drainedAfterS).toBeLessThan(3);
+    expect(new Set(sub.readings().map((x) => x.seq)).size).toBeGreaterThanOrEqual(60);
+    expect(new Set(sub.on('telemetry').map((x) => x.payload.gateway)).size).toBe(5);
+    const bad = await cli(['--broker', 'localhost:1883']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
