@@ -7,15 +7,16 @@ import { loadConfigFile } from '../config/load.js';
 import { Store, storageErrorCode } from '../store.js';
 import { hint } from '../storage-guard.js';
 import { UsageError, action } from './errors.js';
+import { tr } from './lang.js';
 
 function openStore(configFile: string): Store {
   const { config } = loadConfigFile(configFile);
   const file = config.storage.path;
-  if (!existsSync(file)) throw new UsageError(`no buffer at ${file} (storage.path of ${configFile}): has the gateway run with this config here?`);
+  if (!existsSync(file)) throw new UsageError(tr('usage.noBuffer', { file: `${file} (storage.path of ${configFile})` }));
   try {
     return new Store({ path: file, maxMB: config.storage.maxMB, readonly: true });
   } catch (e) {
-    throw new UsageError(`cannot read the buffer at ${file}: ${explainStorage(e, file)}`);
+    throw new UsageError(tr('usage.bufferUnreadable', { file, why: explainStorage(e, file) }));
   }
 }
 
@@ -52,7 +53,7 @@ export function registerBufferCommand(program: Command): void {
         try {
           s = store.stats();
         } catch (e) {
-          throw new UsageError(`cannot read the buffer at ${store.opts.path}: ${explainStorage(e, store.opts.path)}`);
+          throw new UsageError(tr('usage.bufferUnreadable', { file: store.opts.path, why: explainStorage(e, store.opts.path) }));
         } finally {
           store.close();
         }
@@ -83,14 +84,14 @@ export function registerBufferCommand(program: Command): void {
     .option('--out <file>', 'write to FILE instead of stdout')
     .action(
       action(async (o: { config: string; format: string; out?: string }) => {
-        if (o.format !== 'jsonl' && o.format !== 'csv') throw new UsageError(`--format: expected jsonl or csv, got "${o.format}"`);
+        if (o.format !== 'jsonl' && o.format !== 'csv') throw new UsageError(tr('usage.format', { got: o.format }));
         const store = openStore(o.config);
         let total: number;
         try {
           total = store.depth;
         } catch (e) {
           store.close();
-          throw new UsageError(`cannot read the buffer at ${store.opts.path}: ${explainStorage(e, store.opts.path)}`);
+          throw new UsageError(tr('usage.bufferUnreadable', { file: store.opts.path, why: explainStorage(e, store.opts.path) }));
         }
         const out = o.out ? createWriteStream(o.out) : process.stdout;
         const { SingleBar, Presets } = await import('cli-progress');

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { ConfigError, configJsonSchema, loadConfigFile } from '../config/load.js';
 import { UsageError, action } from './errors.js';
+import { tr } from './lang.js';
 
 export function registerConfigCommand(program: Command): void {
   const config = program.command('config').description('check a site config, or print its JSON Schema');
@@ -39,13 +40,13 @@ export function registerConfigCommand(program: Command): void {
         const { Store } = await import('../store.js');
         const { resolveConfig, redact } = await import('../config/load.js');
         const { config: c } = loadConfigFile(o.config);
-        if (!existsSync(c.storage.path)) throw new UsageError(`no buffer at ${c.storage.path}: has the gateway run with this config here?`);
+        if (!existsSync(c.storage.path)) throw new UsageError(tr('usage.noBuffer', { file: c.storage.path }));
         const store = new Store({ path: c.storage.path, maxMB: c.storage.maxMB, readonly: true });
         const versions = store.versions.history();
         store.close();
         if (o.show !== undefined) {
           const v = versions.find((x) => x.version === Number(o.show));
-          if (!v) throw new UsageError(`--show: no version ${o.show}; kept are ${versions.map((x) => x.version).join(', ')}`);
+          if (!v) throw new UsageError(tr('usage.noVersion', { version: o.show, kept: versions.map((x) => x.version).join(', ') }));
           process.stdout.write(`${JSON.stringify(redact(resolveConfig(JSON.parse(v.config)).config), null, 2)}\n`);
           return;
         }

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { action, UsageError } from './errors.js';
+import { tr } from './lang.js';
 import { parseIntIn } from './parse.js';
 
 export function registerFleetCommand(program: Command): void {
@@ -21,7 +22,7 @@ export function registerFleetCommand(program: Command): void {
     .addHelpText('after', '\nExample (restart the broker while it runs to see the fleet come back):\n  dustgate fleet-sim --gateways 200 --broker mqtt://127.0.0.1:1883 --seconds 120\n')
     .action(
       action(async (o: { broker: string; gateways: string; backlogMin: string; seconds: string; maxPerS: string; reconnectMaxS: string; dir?: string; json?: boolean }) => {
-        if (!/^mqtts?:\/\//.test(o.broker)) throw new UsageError(`--broker: expected mqtt://HOST:PORT or mqtts://…, got "${o.broker}"`);
+        if (!/^mqtts?:\/\//.test(o.broker)) throw new UsageError(tr('usage.brokerUrl', { got: o.broker }));
         const n = parseIntIn(o.gateways, '--gateways', 1, 10_000);
         const seconds = parseIntIn(o.seconds, '--seconds', 1, 86_400);
         const { FleetSim } = await import('../fleet.js');

@@ -37,7 +37,7 @@ export function registerPageCommand(program: Command): void {
         const { loadConfigFile } = await import('../config/load.js');
         const file = path.resolve(o.config);
         let http = loadConfigFile(file).config.http;
-        if (!o.lan && (o.bind || o.port || o.newToken)) throw new UsageError('--bind, --port and --new-token change the config: give --lan too');
+        if (!o.lan && (o.bind || o.port || o.newToken)) throw new UsageError(tr('usage.needLan'));
         if (o.lan) {
           const { enableLan, lanAddresses } = await import('../lan.js');
           if (!o.bind && !lanAddresses().length) throw new UsageError(tr('lan.noAddress'));

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { UsageError, action } from './errors.js';
+import { tr } from './lang.js';
 
 const OperatorSchema = z.strictObject({
   broker: z.string().optional(),
@@ -48,7 +49,7 @@ function loadOperator(o: CommonOpts): Required<Pick<Operator, 'broker' | 'prefix
     const parsed = OperatorSchema.safeParse(parseYaml(readFileSync(file, 'utf8')) ?? {});
     if (!parsed.success) throw new UsageError(`${file}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.code === 'unrecognized_keys' ? `unknown key ${i.keys.join(', ')}` : i.message}`).join('; ')}`);
     fromFile = parsed.data;
-  } else if (o.operator) throw new UsageError(`--operator: no such file ${o.operator}`);
+  } else if (o.operator) throw new UsageError(tr('usage.noFile', { flag: '--operator', file: o.operator }));
   const pick = <K extends keyof Operator>(k: K) => ((o as unknown as Record<string, unknown>)[k] as Operator[K]) ?? fromFile[k];
   // file paths may start with ~/ (as people write them in an operator file)
   const home = (f: string | undefined) => (f?.startsWith('~/') ? path.join(os.homedir(), f.slice(2)) : f);
@@ -67,14 +68,14 @@ function loadOperator(o: CommonOpts): Required<Pick<Operator, 'broker' | 'prefix
 
 function timeoutMs(o: CommonOpts): number {
   const s = Number(o.timeout);
-  if (!(s > 0)) throw new UsageError(`--timeout: expected seconds > 0, got "${o.timeout}"`);
+  if (!(s > 0)) throw new UsageError(tr('usage.seconds', { got: o.timeout }));
   return s * 1000;
 }
 
 /** 10m, 90s, 1h, 600 → seconds. */
 export function parseDuration(s: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(s.trim());
-  if (!m) throw new UsageError(`${flag}: expected a duration like 90s, 10m or 1h, got "${s}"`);
+  if (!m) throw new UsageError(tr('usage.duration', { flag, got: s }));
   return Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
 }
 
@@ -83,9 +84,9 @@ export function patchFromPairs(pairs: string[]): Record<string, unknown> {
   const patch: Record<string, unknown> = {};
   for (const p of pairs) {
     const eq = p.indexOf('=');
-    if (eq <= 0) throw new UsageError(`expected PATH=VALUE (e.g. rules.sprinkling.minTempC=4), got "${p}"`);
+    if (eq <= 0) throw new UsageError(tr('usage.pathValue', { got: p }));
     const keys = p.slice(0, eq).split('.');
-    if (keys.some((k) => !/^[A-Za-z0-9_-]+$/.test(k))) throw new UsageError(`"${p.slice(0, eq)}": expected a dotted path of keys (arrays are replaced whole: use --file)`);
+    if (keys.some((k) => !/^[A-Za-z0-9_-]+$/.test(k))) throw new UsageError(tr('usage.dottedPath', { got: p.slice(0, eq) }));
     let value: unknown;
     try {
       value = parseYaml(p.slice(eq + 1));
@@ -106,7 +107,7 @@ async function connect(op: ReturnType<typeof loadOperator>) {
     try {
       return readFileSync(f);
     } catch (e) {
-      throw new UsageError(`${what}: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? e})`);
+      throw new UsageError(tr('usage.cannotRead', { flag: what, file: f, why: String((e as NodeJS.ErrnoException).code ?? e) }));
     }
   };
   try {
@@ -124,7 +125,7 @@ async function connect(op: ReturnType<typeof loadOperator>) {
     const raw = (e as Error).message.replace(/\s+/g, ' ').trim();
     // OpenSSL says a lot; the part after "alert" is what matters (certificate required, unknown ca, …)
     const tls = /alert ([a-z ]+?):/i.exec(raw)?.[1];
-    throw new UsageError(`cannot connect to ${op.broker}: ${tls ? `TLS: the broker says "${tls}"` : raw} — check --broker, the TLS files (--ca, --cert, --key) and the credentials`);
+    throw new UsageError(tr('usage.brokerConnect', { broker: op.broker, why: tls ? `TLS: "${tls}"` : raw }));
   }
 }
 
@@ -181,7 +182,7 @@ const gatewayOf = (topic: string, prefix: string) => topic.slice(prefix.length +
 
 function targetTopic(c: Ctx, o: { gateway?: string; group?: string; all?: boolean }, name: string): { topic: string; results: string; fleet: boolean } {
   const n = [o.gateway, o.group, o.all].filter(Boolean).length;
-  if (n !== 1) throw new UsageError('say which gateways: exactly one of --gateway ID, --group CITY or --all');
+  if (n !== 1) throw new UsageError(tr('usage.whichGateways'));
   const P = c.op.prefix;
   if (o.gateway) return { topic: topics.cmd(P, o.gateway, name), results: topics.of(P, o.gateway, TOPIC.cmdResult), fleet: false };
   return { topic: o.group ? topics.cmdGroup(P, o.group, name) : topics.cmdAll(P, name), results: topics.of(P, '+', TOPIC.cmdResult), fleet: true };
@@ -237,7 +238,7 @@ export function registerRemoteCommand(program: Command): void {
         await c.client.subscribeAsync(topic, { qos: 1 });
         const deadline = Date.now() + c.wait;
         while (!got && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-        if (!got) throw new UsageError(`no config for gateway ${o.gateway} on ${c.op.broker} in ${c.wait / 1000} s: check the id and that it has been online`);
+        if (!got) throw new UsageError(tr('usage.noRemoteConfig', { gateway: o.gateway, broker: c.op.broker, s: c.wait / 1000 }));
         process.stdout.write(`${JSON.stringify(JSON.parse(got), null, 2)}\n`);
       });
     }),
@@ -253,14 +254,14 @@ export function registerRemoteCommand(program: Command): void {
     action(async (pairs: string[], o: CommonOpts & { gateway: string; file?: string }) => {
       let patch: Record<string, unknown> = {};
       if (o.file) {
-        if (!existsSync(o.file)) throw new UsageError(`--file: no such file ${o.file}`);
+        if (!existsSync(o.file)) throw new UsageError(tr('usage.noFile', { flag: '--file', file: o.file }));
         const parsed = parseYaml(readFileSync(o.file, 'utf8'));
-        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(`--file: ${o.file} is not a mapping of changes`);
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(tr('usage.notMapping', { file: o.file }));
         patch = parsed as Record<string, unknown>;
       }
       const { deepMerge } = await import('../config/load.js');
       patch = deepMerge(patch, patchFromPairs(pairs));
-      if (!Object.keys(patch).length) throw new UsageError('nothing to change: give PATH=VALUE pairs or --file');
+      if (!Object.keys(patch).length) throw new UsageError(tr('usage.nothingToChange'));
       await session(o, async (c) => {
         const at = (t: Topic) => topics.of(c.op.prefix, o.gateway, t);
         const { answers } = await request(c, at(TOPIC.configSet), at(TOPIC.configResult), { patch }, { expect: 1 });
@@ -288,7 +289,7 @@ export function registerRemoteCommand(program: Command): void {
       .option('--all', 'every gateway'),
   ).action(
     action(async (level: string, o: CommonOpts & { gateway?: string; group?: string; all?: boolean }) => {
-      if (!['none', 'blue', 'yellow', 'orange', 'red'].includes(level)) throw new UsageError(`level: expected none | blue | yellow | orange | red, got "${level}"`);
+      if (!['none', 'blue', 'yellow', 'orange', 'red'].includes(level)) throw new UsageError(tr('usage.level', { got: level }));
       await session(o, async (c) => {
         const t = targetTopic(c, o, 'alert');
         // a fleet answers gateway by gateway: collect for the whole --timeout (or 3 s, whichever is shorter)
@@ -307,7 +308,7 @@ export function registerRemoteCommand(program: Command): void {
       .requiredOption('--gateway <id>', 'gateway id'),
   ).action(
     action(async (name: string, state: string, o: CommonOpts & { gateway: string; for?: string }) => {
-      if (state !== 'on' && state !== 'off') throw new UsageError(`state: expected on or off, got "${state}"`);
+      if (state !== 'on' && state !== 'off') throw new UsageError(tr('usage.state', { got: state }));
       const durationS = o.for ? parseDuration(o.for, '--for') : undefined;
       await session(o, async (c) => {
         const { answers } = await request(c, topics.cmd(c.op.prefix, o.gateway, 'output'), topics.of(c.op.prefix, o.gateway, TOPIC.cmdResult), { output: name, state, ...(durationS ? { durationS } : {}) }, { expect: 1 });

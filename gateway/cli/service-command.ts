@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { loadConfigFile } from '../config/load.js';
 import { UsageError, action } from './errors.js';
+import { tr } from './lang.js';
 import { parseIntIn } from './parse.js';
 
 export interface UnitOptions {
@@ -68,7 +69,7 @@ function cliPath(): string {
   const here = fileURLToPath(import.meta.url);
   if (here.endsWith('.js')) return path.resolve(path.dirname(here), here.includes(`${path.sep}dist${path.sep}`) ? 'cli.js' : path.basename(here));
   const dist = path.resolve(path.dirname(here), '../../dist/cli.js');
-  if (!existsSync(dist)) throw new UsageError('no built binary: run `npm run build` first (the service runs dist/cli.js)');
+  if (!existsSync(dist)) throw new UsageError(tr('usage.noBuild'));
   return dist;
 }
 
@@ -96,11 +97,11 @@ export function registerServiceCommand(program: Command): void {
         const inRoot = (p: string) => (root !== '/' && !p.startsWith(root + path.sep) && !existsSync(p) ? path.join(root, p) : p);
         const config = path.resolve(o.config);
         loadConfigFile(inRoot(config)); // a service that cannot start is no service: check first
-        if (!/^[\w@.-]+$/.test(o.name)) throw new UsageError(`--name: expected a unit name, got "${o.name}"`);
+        if (!/^[\w@.-]+$/.test(o.name)) throw new UsageError(tr('usage.unitName', { got: o.name }));
         const cli = o.cli ? path.resolve(o.cli) : cliPath();
-        if (!existsSync(inRoot(cli))) throw new UsageError(`--cli: no such file ${cli}`);
+        if (!existsSync(inRoot(cli))) throw new UsageError(tr('usage.noFile', { flag: '--cli', file: cli }));
         const node = o.node ? path.resolve(o.node) : process.execPath;
-        if (!existsSync(inRoot(node))) throw new UsageError(`--node: no such file ${node}`);
+        if (!existsSync(inRoot(node))) throw new UsageError(tr('usage.noFile', { flag: '--node', file: node }));
         let watchdogSec = parseIntIn(o.watchdogSec, '--watchdog-sec', 0, 3600);
         if (watchdogSec > 0 && !notifyWorks()) {
           process.stderr.write('dustgate: warning: the unix-dgram module does not load here, so the gateway cannot tell systemd it is alive: writing Type=simple without a watchdog (reinstall dustgate to fix)\n');
@@ -138,7 +139,7 @@ export function registerServiceCommand(program: Command): void {
           if (journalMb > 0) execFileSync('systemctl', ['restart', 'systemd-journald'], { stdio: 'inherit' });
           execFileSync('systemctl', ['enable', '--now', o.name], { stdio: 'inherit' });
         } catch (e) {
-          throw new UsageError(`systemctl failed (${(e as Error).message.split('\n')[0]}): run as root, on a systemd system; the unit is written at ${unitFile}`);
+          throw new UsageError(tr('usage.systemctl', { why: (e as Error).message.split('\n')[0], file: unitFile }));
         }
         process.stdout.write(`enabled and started ${o.name}; follow it with: journalctl -u ${o.name} -f | npx pino-pretty\n`);
         await showPage();
