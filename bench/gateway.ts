@@ -28,6 +28,23 @@ function readingBodies(n: number): string[] {
   return out;
 }
 
+/** Publish every message at QoS 1, `inFlight` at a time, until each is acknowledged. */
+function publishAll(client: mqtt.MqttClient, messages: string[], inFlight: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let next = 0;
+    let done = 0;
+    const one = () => {
+      const i = next++;
+      client.publish('bench/bare/telemetry', messages[i]!, { qos: 1 }, (err) => {
+        if (err) return reject(err);
+        if (++done === messages.length) return resolve();
+        if (next < messages.length) one();
+      });
+    };
+    for (let k = 0; k < Math.min(inFlight, messages.length); k++) one();
+  });
+}
+
 /** (c) n buffered readings to mosquitto at QoS 1: dustgate's uplink against a bare mqtt.js loop (median of 5 alternating pairs, after a warm-up pair). */
 export async function drain(): Promise<Result[]> {
   const n = quick ? 20_000 : 100_000;
@@ -62,19 +79,7 @@ export async function drain(): Promise<Result[]> {
     const bare = async (count: number) => {
       const t1 = performance.now();
       const client = await mqtt.connectAsync(mq.url, { clientId: 'bench-bare' });
-      await new Promise<void>((resolve, reject) => {
-        let next = 0;
-        let done = 0;
-        const one = () => {
-          const i = next++;
-          client.publish('bench/bare/telemetry', texts[i]!, { qos: 1 }, (err) => {
-            if (err) return reject(err);
-            if (++done === count) return resolve();
-            if (next < count) one();
-          });
-        };
-        for (let k = 0; k < Math.min(1000, count); k++) one();
-      });
+      await publishAll(client, texts.slice(0, count), 1000);
       const ms = performance.now() - t1;
       await client.endAsync();
       return ms;
@@ -89,19 +94,7 @@ export async function drain(): Promise<Result[]> {
       const messages: string[] = [];
       for (let i = 0; i < count; i += per) messages.push(`{"gateway":"bench-gw","readings":[${texts.slice(i, Math.min(count, i + per)).join(',')}]}`);
       const client = await mqtt.connectAsync(mq.url, { clientId: 'bench-bare-batched' });
-      await new Promise<void>((resolve, reject) => {
-        let next = 0;
-        let done = 0;
-        const one = () => {
-          const i = next++;
-          client.publish('bench/bare/telemetry', messages[i]!, { qos: 1 }, (err) => {
-            if (err) return reject(err);
-            if (++done === messages.length) return resolve();
-            if (next < messages.length) one();
-          });
-        };
-        for (let k = 0; k < Math.min(16, messages.length); k++) one();
-      });
+      await publishAll(client, messages, 16);
       const ms = performance.now() - t1;
       await client.endAsync();
       return ms;
