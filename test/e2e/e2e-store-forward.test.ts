@@ -83,7 +83,8 @@ describe('no loss across broker outages and crashes (mosquitto, dustgate run)', 
     await waitFor(() => sub.readings().length >= 10, 20_000, 50);
 
     await m.stop();
-    await new Promise((r) => setTimeout(r, 2500));
+    // the head's readings (10 a second; relays and inputs go up on change only) build the backlog
+    await new Promise((r) => setTimeout(r, 4000));
     await stopChild(gw, 'SIGKILL'); // crash with a backlog on disk
     const backlog = new Store({ path: path.join(dir, 'buffer.db'), maxMB: 64, readonly: true }).stats();
     expect(backlog.telemetry).toBeGreaterThan(20);
