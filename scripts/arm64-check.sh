@@ -10,6 +10,8 @@
 #  6. the offline bundle for arm64: install.sh with no network and no npm, on a box whose `node` is
 #     Node 20 for arm64 (under emulation), then the installed `dustgate doctor` on the demo site.
 set -euo pipefail
+# the checks below read the CLI's English lines: whatever the box's locale, speak English here
+export LC_ALL=C.UTF-8 LC_MESSAGES= LANG=C.UTF-8
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/dustgate-arm64.XXXXXX)
 pids=()

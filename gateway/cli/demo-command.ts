@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
 import { action } from './errors.js';
+import { padCols, tr } from './lang.js';
 import { parseIntIn } from './parse.js';
 import { failSafeOnFatal, stopOnSignals } from './run-command.js';
 
@@ -79,19 +80,20 @@ export function registerDemoCommand(program: Command): void {
         failSafeOnFatal(gw);
         await gw.start();
         const P = topicPrefix(loaded.config.mqtt, loaded.config.gateway.id);
+        const page = gw.http ? `http://127.0.0.1:${gw.http.port}/` : undefined;
         process.stdout.write(
           [
-            'dustgate demo is running: simulator → gateway → embedded MQTT broker.',
-            `  status page:  ${gw.http ? `http://127.0.0.1:${gw.http.port}/  (also /api/state, /metrics)` : `not started (port ${httpPort} in use? try --http-port)`}`,
-            `  broker:       mqtt://127.0.0.1:${broker.port}`,
-            `  topics:       ${P}/telemetry  ${P}/events  ${P}/state (retained)  ${P}/status (retained)  ${P}/config (retained)`,
-            `  watch:        mosquitto_sub -h 127.0.0.1 -p ${broker.port} -t '${P}/#' -v`,
-            `  simulator:    Modbus TCP ${where.tcp} (head unit 1, relays unit 2, inputs unit 3); control API ${where.control}`,
-            `  try frost:    curl -X PUT ${where.control}/head/values -d '{"temperature": 3.5}'   (sprinkling is blocked below 4 °C)`,
-            `  and back:     curl -X PUT ${where.control}/head/values -d '{"temperature": null}'  (the scenario's own: 2.5 °C at night, 14 °C at 14:00)`,
-            `  gateway log:  ${logFile}  (read with: npx pino-pretty < ${logFile})`,
-            `  buffer:       ${loaded.config.storage.path}`,
-            '  stop with Ctrl-C (outputs are switched off first)',
+            tr('demo.running'),
+            `  ${padCols(tr('demo.page'), 14)}${page ? tr('demo.pageAt', { url: page }) : tr('demo.pageNone', { port: httpPort })}`,
+            `  ${padCols(tr('demo.broker'), 14)}mqtt://127.0.0.1:${broker.port}`,
+            `  ${padCols(tr('demo.topics'), 14)}${P}/telemetry  ${P}/events  ${P}/state (retained)  ${P}/status (retained)  ${P}/config (retained)`,
+            `  ${padCols(tr('demo.watch'), 14)}mosquitto_sub -h 127.0.0.1 -p ${broker.port} -t '${P}/#' -v`,
+            `  ${padCols(tr('demo.simulator'), 14)}${tr('demo.simulatorAt', { tcp: where.tcp, control: where.control })}`,
+            `  ${padCols(tr('demo.frost'), 14)}curl -X PUT ${where.control}/head/values -d '{"temperature": 3.5}'   ${tr('demo.frostWhy')}`,
+            `  ${padCols(tr('demo.back'), 14)}curl -X PUT ${where.control}/head/values -d '{"temperature": null}'  ${tr('demo.backWhy')}`,
+            `  ${padCols(tr('demo.log'), 14)}${tr('demo.logAt', { file: logFile })}`,
+            `  ${padCols(tr('demo.buffer'), 14)}${loaded.config.storage.path}`,
+            `  ${tr('demo.stop')}`,
             '',
           ].join('\n'),
         );
