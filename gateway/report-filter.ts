@@ -46,17 +46,19 @@ export class ReportFilter {
 
   constructor(private readonly devices: Map<string, DeviceReport | undefined>) {}
 
-  private readonly rules = new Map<string, ReportRule>();
+  /** rules resolved once per device and key (read for every metric of every poll) */
+  private readonly rules = new Map<string, Map<string, ReportRule>>();
 
   /** The rule for one metric of a device: the metric's own settings over the device's over the default for its kind. */
   ruleOf(device: string, key: string): ReportRule {
-    const k = `${device}\0${key}`;
-    let r = this.rules.get(k);
+    let byKey = this.rules.get(device);
+    if (!byKey) this.rules.set(device, (byKey = new Map()));
+    let r = byKey.get(key);
     if (!r) {
       const { metrics, ...own } = this.devices.get(device) ?? {};
       const defined = (o: object | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
       r = { ...(isChannel(key) ? CHANNEL_DEFAULT : ANALOG_DEFAULT), ...defined(own), ...defined(metrics?.[key]) } as ReportRule;
-      this.rules.set(k, r);
+      byKey.set(key, r);
     }
     return r;
   }
@@ -68,8 +70,8 @@ export class ReportFilter {
     if (!dev) this.state.set(r.device, (dev = new Map()));
     const values: Record<string, number> = {};
     const flags: Record<string, Flag> = {};
-    const keys = new Set([...Object.keys(r.values), ...Object.keys(r.flags)]);
-    for (const k of keys) {
+    // every metric with a value or a flag (a failed poll has flags only)
+    for (const k in r.flags) {
       this.counters.metricsPolled++;
       const rule = this.ruleOf(r.device, k);
       let st = dev.get(k);
