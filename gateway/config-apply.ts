@@ -41,7 +41,7 @@ const LOCAL_ONLY: [string, string][] = [
   ['mqtt.enabled', 'switching the uplink off remotely would cut the gateway off'],
 ];
 /** Broker connection keys: a change is tried on a second connection before the first is let go. */
-const CONNECTION_KEYS = ['url', 'username', 'password', 'ca', 'cert', 'key', 'reconnectMaxS'] as const;
+const CONNECTION_KEYS = ['url', 'username', 'password', 'ca', 'cert', 'key', 'reconnectMaxS', 'requireSubscriber'] as const;
 const get = (o: unknown, p: string): unknown => p.split('.').reduce<unknown>((a, k) => (a && typeof a === 'object' ? (a as Record<string, unknown>)[k] : undefined), o);
 
 /**

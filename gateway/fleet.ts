@@ -23,7 +23,7 @@ export interface FleetOptions {
   prefix?: string;
   /** readings a second per gateway (live) */
   rate?: number;
-  mqtt?: { maxPerS?: number; maxInFlight?: number; reconnectMaxS?: number; maxBatch?: number };
+  mqtt?: { maxPerS?: number; maxInFlight?: number; reconnectMaxS?: number; maxBatch?: number; requireSubscriber?: boolean };
 }
 
 export interface FleetMember {
@@ -93,8 +93,14 @@ export class FleetSim {
     return this.members.reduce((n, m) => n + m.store.depth, 0);
   }
 
-  async stop(): Promise<void> {
+  /** Stop producing live readings; the uplinks go on draining what is stored. */
+  pause(): void {
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  async stop(): Promise<void> {
+    this.pause();
     await Promise.all(this.members.map((m) => m.uplink.stop({ quiet: true })));
     for (const m of this.members) m.store.close();
   }

@@ -3,6 +3,7 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(name: string, level = process.env.DUSTGATE_LOG_LEVEL ?? 'info'): Logger {
-  return pino({ name, level, timestamp: pino.stdTimeFunctions.isoTime });
+/** `fd` 2 for commands whose stdout carries their own output (`dustgate ingest`'s counters). */
+export function createLogger(name: string, level = process.env.DUSTGATE_LOG_LEVEL ?? 'info', fd: 1 | 2 = 1): Logger {
+  return pino({ name, level, timestamp: pino.stdTimeFunctions.isoTime }, fd === 1 ? undefined : pino.destination({ fd, sync: true }));
 }

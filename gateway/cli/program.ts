@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   scan: () => import('./scan-command.js').then((m) => m.registerScanCommand),
   page: () => import('./page-command.js').then((m) => m.registerPageCommand),
   'fleet-sim': () => import('./fleet-command.js').then((m) => m.registerFleetCommand),
+  ingest: () => import('./ingest-command.js').then((m) => m.registerIngestCommand),
 };
 
 /** Commander's own headings, in Chinese. */

@@ -191,6 +191,11 @@ export const ConfigSchema = z.strictObject({
       maxPerS: numIn(0, 1_000_000).default(5000),
       /** Reconnect backoff ceiling. */
       reconnectMaxS: numIn(1, 3600).default(30),
+      /**
+       * Keep a batch the broker had no subscriber for (MQTT 5 PUBACK reason 0x10) and send it again
+       * later: for fleets whose consumer (`dustgate ingest`) must see every reading. Speaks MQTT 5.
+       */
+      requireSubscriber: z.boolean().default(false),
       enabled: z.boolean().default(true),
     })
     .prefault({}),

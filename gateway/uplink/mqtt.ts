@@ -50,7 +50,12 @@ export class MqttUplink extends EventEmitter implements Uplink {
   private stopping = false;
   private readonly backoff: Backoff;
   private backoffMs: number;
-  readonly counters = { published: 0, acked: 0, batches: 0, connects: 0, disconnects: 0 };
+  readonly counters = { published: 0, acked: 0, batches: 0, connects: 0, disconnects: 0, unrouted: 0 };
+  /** mqtt.requireSubscriber: the PUBACK being handled said "no matching subscribers" (read synchronously in its publish callback) */
+  private unrouted = false;
+  /** …and then sending waits until then (performance.now()), backing off while nobody subscribes */
+  private holdUntil = 0;
+  private readonly holdBackoff: Backoff;
 
   constructor(private readonly o: MqttUplinkOptions) {
     super();
@@ -59,6 +64,7 @@ export class MqttUplink extends EventEmitter implements Uplink {
     this.tokens = o.mqtt.maxPerS ?? 0;
     this.backoff = new Backoff(o.reconnectMinMs ?? 1000, o.mqtt.reconnectMaxS * 1000);
     this.backoffMs = this.backoff.initialMs;
+    this.holdBackoff = new Backoff(1000, o.mqtt.reconnectMaxS * 1000);
     o.store.deferAcks = true;
     o.store.addConsumer(this.name);
   }
@@ -81,6 +87,8 @@ export class MqttUplink extends EventEmitter implements Uplink {
       }
     };
     const opts: IClientOptions = {
+      // MQTT 5 only where its PUBACK reason codes are needed
+      protocolVersion: m.requireSubscriber ? 5 : 4,
       clientId: `dustgate-${this.o.gatewayId}`,
       clean: true,
       keepalive: 30,
@@ -99,6 +107,8 @@ export class MqttUplink extends EventEmitter implements Uplink {
     const client = mqtt.connect(m.url, opts);
     this.client = client;
     const log = this.o.logger;
+    // mqtt.js emits the PUBACK here, then (synchronously) calls the publish's callback; 0x10 is not an error to it
+    if (m.requireSubscriber) client.on('packetreceive', (p) => (this.unrouted = p.cmd === 'puback' && p.reasonCode === 0x10));
     client.on('connect', () => {
       this.counters.connects++;
       this.backoff.reset();
@@ -188,6 +198,11 @@ export class MqttUplink extends EventEmitter implements Uplink {
     const client = this.client;
     if (!client || this.stopping) return;
     try {
+      const held = this.holdUntil - performance.now();
+      if (held > 0) {
+        this.pumpSoon(Math.ceil(held));
+        return;
+      }
       while (client.connected && this.inflight < this.window) {
         const allow = this.allowance();
         if (allow < 1) {
@@ -224,13 +239,26 @@ export class MqttUplink extends EventEmitter implements Uplink {
     this.counters.batches++;
     client.publish(`${this.prefix}/${TOPIC_OF[kind]}`, payload, { qos: 1 }, (err) => {
       this.inflight--;
-      if (err) {
+      const unrouted = this.unrouted;
+      this.unrouted = false;
+      if (!err && unrouted) {
+        // the broker took it but had nobody to give it to (the consumers' shared subscription not back
+        // after a broker restart): keep it, and try again after a wait that grows while that lasts
+        this.counters.unrouted += count;
+        this.cursor = Math.min(this.cursor, first - 1);
+        if (this.holdUntil <= performance.now()) {
+          const wait = Math.max(100, this.holdBackoff.next());
+          this.holdUntil = performance.now() + wait;
+          this.o.logger.warn({ first, last, retryMs: wait }, 'no subscriber took this batch (mqtt.requireSubscriber): kept, sending again later');
+        }
+      } else if (err) {
         // not delivered and no longer in mqtt.js's hands: read it again from the store
         if (!this.stopping) this.o.logger.warn({ err: err.message, first, last }, 'publish failed; will resend from the buffer');
         this.cursor = Math.min(this.cursor, first - 1);
       } else {
         this.o.store.ack(first, last, { count, bytes }, this.name);
         this.counters.acked += count;
+        this.holdBackoff.reset();
         this.emit('acked', first, last);
       }
       this.pump();

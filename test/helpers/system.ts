@@ -17,7 +17,7 @@ export function ntpPath(synced: boolean): string {
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 
-export const INSTALL_HINT = 'run `bash scripts/install-system-deps.sh` (Debian packages socat, mosquitto, mosquitto-clients, openssl, mbpoll, python3-pymodbus, chromium)';
+export const INSTALL_HINT = 'run `bash scripts/install-system-deps.sh` (Debian packages socat, mosquitto, mosquitto-clients, openssl, mbpoll, python3-pymodbus, chromium, postgresql)';
 
 export function requireTool(cmd: string, args: string[] = ['--version']): void {
   const r = spawnSync(cmd, args, { stdio: 'ignore' });
