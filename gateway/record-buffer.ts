@@ -17,6 +17,17 @@ export interface StoredRecord {
   body: string;
 }
 
+/** Records ready to publish: `text` is their published texts (`withSeq`) joined by commas. */
+export interface RecordBatch {
+  kind: RecordKind;
+  first: number;
+  last: number;
+  count: number;
+  /** the records' text lengths */
+  bytes: number;
+  text: string;
+}
+
 export interface Eviction {
   telemetry: number;
   events: number;
@@ -31,6 +42,8 @@ export interface RecordBuffer {
    * Every record with a seq inside [first, last] of the batch is in it, so a range ack is exact.
    */
   nextBatch(afterSeq: number, max: number): StoredRecord[];
+  /** The same batch as the text to publish: the records (each with its seq) joined by commas. */
+  nextText(afterSeq: number, max: number): RecordBatch | undefined;
   /** A consumer (an uplink) takes records: from now on a record leaves only when every consumer has acknowledged it. */
   addConsumer(name: string): void;
   /** A consumer is gone: what every remaining consumer acknowledged leaves now. */
@@ -60,6 +73,13 @@ export function addEviction(a: Eviction | undefined, b: Eviction): Eviction {
 /** The published text of a stored record: the body with its seq first. */
 export function withSeq(r: StoredRecord): string {
   return r.body.length > 2 ? `{"seq":${r.seq},${r.body.slice(1)}` : `{"seq":${r.seq}}`;
+}
+
+/** Records read one by one (`nextBatch`) as a batch to publish. */
+export function batchOf(records: StoredRecord[]): RecordBatch | undefined {
+  if (!records.length) return undefined;
+  const texts = records.map(withSeq);
+  return { kind: records[0]!.kind, first: records[0]!.seq, last: records[records.length - 1]!.seq, count: records.length, bytes: texts.reduce((n, t) => n + t.length, 0), text: texts.join(',') };
 }
 
 /** Bytes counted per record beside its body (key, kind, index entry): the cap is on these totals. */
@@ -183,6 +203,10 @@ export class MemoryRecordBuffer implements RecordBuffer {
       out.push(r);
     }
     return out;
+  }
+
+  nextText(afterSeq: number, max: number): RecordBatch | undefined {
+    return batchOf(this.nextBatch(afterSeq, max));
   }
 
   addConsumer(name: string): void {

@@ -2,21 +2,21 @@
  * The store: every reading and event gets its `seq` in SQLite (WAL) before anything is published,
  * and leaves only when the broker acknowledged it (or when the cap evicts it, counted).
  *
- * `seq` is an AUTOINCREMENT rowid: strictly increasing, never reused, surviving restarts even after
- * every row was deleted. Bodies are stored as the JSON text that is published, without the seq,
- * which is spliced in at publish time.
+ * `seq` is strictly increasing, never reused, surviving restarts even after every record was
+ * deleted. Records are stored in segments as the text that is published, seq included
+ * (gateway/segments.ts).
  */
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { AckLedger, addEviction, ROW_OVERHEAD, type Eviction, type RecordBuffer, type RecordKind, type StoredRecord } from './record-buffer.js';
+import { AckLedger, addEviction, ROW_OVERHEAD, type Eviction, type RecordBatch, type RecordBuffer, type RecordKind, type StoredRecord } from './record-buffer.js';
+import { SegmentTable } from './segments.js';
 import { SqliteAggregates, SqliteConfigVersions, SqliteReplayIds, SqliteUploadQueue, type AggregateStore, type ConfigVersions, type ReplayIds, type UploadQueue } from './store-tables.js';
 
 export { addEviction, withSeq, type Eviction, type RecordKind, type StoredRecord } from './record-buffer.js';
+export type { RecordBatch } from './record-buffer.js';
 export type { AggregateRow, ConfigVersion } from './store-tables.js';
 
-const KIND_CODE: Record<RecordKind, string> = { telemetry: 't', event: 'e', aggregate: 'a' };
-const KIND_OF: Record<string, RecordKind> = { t: 'telemetry', e: 'event', a: 'aggregate' };
 
 export interface StoreOptions {
   path: string;
@@ -70,6 +70,7 @@ export class Store implements RecordBuffer {
   private pageSize = 4096;
   private sinceCheck = 0;
   private readonly stmts;
+  private readonly table: SegmentTable;
   readonly evicted = { telemetry: 0, events: 0 };
   readonly aggs: AggregateStore;
   readonly versions: ConfigVersions;
@@ -100,13 +101,12 @@ export class Store implements RecordBuffer {
       db = this.openDb();
     }
     this.db = db;
+    if (opts.readonly && !db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'segments'").get()) {
+      db.close();
+      throw new Error(`${opts.path} was written by an older dustgate: start the gateway once (it upgrades the buffer), then read it`);
+    }
+    this.table = new SegmentTable(db);
     this.stmts = {
-      insert: opts.readonly ? undefined : db.prepare('INSERT INTO records (kind, body) VALUES (?, ?)'),
-      after: db.prepare('SELECT seq, kind, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?').raw(true),
-      range: db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(length(body)), 0) AS b FROM records WHERE seq BETWEEN ? AND ?'),
-      del: opts.readonly ? undefined : db.prepare('DELETE FROM records WHERE seq BETWEEN ? AND ?'),
-      oldestOf: db.prepare('SELECT seq, length(body) AS len FROM records WHERE kind = ? ORDER BY seq LIMIT ?'),
-      delSeq: opts.readonly ? undefined : db.prepare('DELETE FROM records WHERE seq = ?'),
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: opts.readonly ? undefined : db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     };
@@ -133,9 +133,10 @@ export class Store implements RecordBuffer {
         db.pragma(`wal_autocheckpoint = ${Math.max(8, Math.floor(this.walBudget / this.pageSize / 2))}`);
         db.pragma(`journal_size_limit = ${this.walBudget}`);
         db.exec(`
-          CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL);
+          CREATE TABLE IF NOT EXISTS segments (first INTEGER PRIMARY KEY, last INTEGER NOT NULL, kind TEXT NOT NULL, bytes INTEGER NOT NULL, lens TEXT NOT NULL, body TEXT NOT NULL);
           CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         `);
+        db.transaction(() => SegmentTable.migrate(db))();
       }
     } catch (e) {
       db.close();
@@ -180,23 +181,29 @@ export class Store implements RecordBuffer {
     this.stmts.setMeta!.run(key, value);
   }
 
-  private appendTx = (kind: RecordKind, bodies: string[]): number[] => {
-    const code = KIND_CODE[kind];
-    const seqs: number[] = [];
-    for (const b of bodies) {
-      seqs.push(Number(this.stmts.insert!.run(code, b).lastInsertRowid));
-      this.bytes += b.length + ROW_OVERHEAD;
+  private appendTxn: ((kind: RecordKind, bodies: string[]) => number[]) | undefined;
+  private get appendTx(): (kind: RecordKind, bodies: string[]) => number[] {
+    return (this.appendTxn ??= this.db.transaction((kind: RecordKind, bodies: string[]) => this.appendRows(kind, bodies)));
+  }
+
+  private appendRows(kind: RecordKind, bodies: string[]): number[] {
+    const at = this.table.lastSeq;
+    try {
+      const r = this.table.append(kind, bodies);
+      this.bytes += r.bytes + bodies.length * ROW_OVERHEAD;
+      return r.seqs;
+    } catch (e) {
+      this.table.lastSeq = at; // rolled back: those seqs were not used
+      throw e;
     }
-    return seqs;
-  };
-  private readonly appendMany = (kind: RecordKind, bodies: string[]) => this.db.transaction(this.appendTx)(kind, bodies);
+  }
 
   /**
    * Write records (one transaction) and return their seqs. If the buffer is then over its cap,
    * the oldest telemetry is evicted (events only when no telemetry is left) and reported.
    */
   append(kind: RecordKind, bodies: string[]): { seqs: number[]; eviction?: Eviction } {
-    const seqs = bodies.length === 1 ? this.appendTx(kind, bodies) : this.appendMany(kind, bodies);
+    const seqs = this.appendTx(kind, bodies);
     let eviction = this.bytes > this.capBytes ? this.evict() : undefined;
     // the files: look at the pages in use when the records could be near the cap (every 32 writes)
     if (this.pageCap && this.bytes > this.pageCap * 0.4 && (++this.sinceCheck >= 32 || this.bytes > this.pageCap * 0.8)) {
@@ -243,19 +250,26 @@ export class Store implements RecordBuffer {
     const ev: Eviction = { telemetry: 0, events: 0, bytes: 0 };
     this.db.transaction(() => {
       for (const kind of kinds) {
-        for (;;) {
-          const rows = this.stmts.oldestOf.all(kind, 256) as { seq: number; len: number }[];
-          let n = 0;
-          for (const r of rows) {
-            if (!more(ev)) break;
-            this.stmts.delSeq!.run(r.seq);
-            this.bytes -= r.len + ROW_OVERHEAD;
-            ev.bytes += r.len + ROW_OVERHEAD;
-            if (kind !== 'e') ev.telemetry++;
-            else ev.events++;
-            n++;
+        for (let more_ = true; more_; ) {
+          const segs = this.table.oldest(kind, 64);
+          if (!segs.length) break; // this kind is used up
+          for (const seg of segs) {
+            // record by record, as `more` asks; a segment taken in part is cut
+            let k = 0;
+            for (; k < seg.lens.length && more(ev); k++) {
+              ev.bytes += seg.lens[k]! + ROW_OVERHEAD;
+              if (kind !== 'e') ev.telemetry++;
+              else ev.events++;
+            }
+            if (k) {
+              const cut = this.table.cut(seg.first, seg.first + k - 1);
+              this.bytes -= cut.bytes + cut.count * ROW_OVERHEAD;
+            }
+            if (k < seg.lens.length) {
+              more_ = false; // enough went
+              break;
+            }
           }
-          if (n < 256) break; // this kind is used up, or enough went
         }
       }
       this.evicted.telemetry += ev.telemetry;
@@ -271,14 +285,17 @@ export class Store implements RecordBuffer {
    * Every record with a seq inside [first, last] of the batch is in it, so a range ack is exact.
    */
   nextBatch(afterSeq: number, max: number): StoredRecord[] {
-    const rows = this.stmts.after.all(afterSeq, max) as [number, string, string][];
     const out: StoredRecord[] = [];
-    const first = rows[0]?.[1];
-    for (const r of rows) {
-      if (r[1] !== first) break;
-      out.push({ seq: r[0], kind: KIND_OF[r[1]]!, body: r[2] });
+    for (const r of this.table.records(afterSeq)) {
+      if (out.length >= max || (out.length && r.kind !== out[0]!.kind)) break;
+      out.push(r);
     }
     return out;
+  }
+
+  /** The next batch as the text to publish (the uplink's way: whole segments joined, no record split apart). */
+  nextText(afterSeq: number, max: number): RecordBatch | undefined {
+    return this.table.batch(afterSeq, max);
   }
 
   /**
@@ -293,26 +310,22 @@ export class Store implements RecordBuffer {
     }
     if (known && this.deferAcks) {
       // acks arriving together are deleted together, in one transaction, ackDelayMs after the first
-      this.pendingAcks.push({ from, to, ...known });
+      this.pendingAcks.push({ from, to });
       if (!this.ackFlush) this.ackFlush = setTimeout(() => this.flushAcks(), this.opts.ackDelayMs ?? 0);
       return known.count;
-    }
-    if (known) {
-      const n = this.stmts.del!.run(from, to).changes;
-      if (n === known.count) this.bytes -= known.bytes + n * ROW_OVERHEAD;
-      else this.recount();
-      return n;
     }
     return this.deleteRange(from, to);
   }
 
   private deleteRange(from: number, to: number): number {
     this.flushAcks();
-    const r = this.stmts.range.get(from, to) as { n: number; b: number };
-    if (!r.n) return 0;
-    this.stmts.del!.run(from, to);
-    this.bytes -= r.b + r.n * ROW_OVERHEAD;
-    return r.n;
+    return this.db.transaction(() => this.cutRange(from, to))();
+  }
+
+  private cutRange(from: number, to: number): number {
+    const r = this.table.cut(from, to);
+    this.bytes -= r.bytes + r.count * ROW_OVERHEAD;
+    return r.count;
   }
 
   addConsumer(name: string): void {
@@ -332,10 +345,10 @@ export class Store implements RecordBuffer {
   /** Records still held with a seq in [from, to]. */
   countRange(from: number, to: number): number {
     this.flushAcks();
-    return (this.stmts.range.get(from, to) as { n: number }).n;
+    return this.table.count(from, to);
   }
 
-  private pendingAcks: { from: number; to: number; count: number; bytes: number }[] = [];
+  private pendingAcks: { from: number; to: number }[] = [];
   private ackFlush: NodeJS.Timeout | undefined;
   /** Coalesce acks (the uplink's case); direct calls delete at once. */
   deferAcks = false;
@@ -349,11 +362,7 @@ export class Store implements RecordBuffer {
     this.pendingAcks = [];
     try {
       this.db.transaction(() => {
-        for (const a of acks) {
-          const n = this.stmts.del!.run(a.from, a.to).changes;
-          if (n === a.count) this.bytes -= a.bytes + n * ROW_OVERHEAD;
-          else this.recount();
-        }
+        for (const a of acks) this.cutRange(a.from, a.to);
       })();
     } catch (e) {
       // a full disk can refuse even a delete (the WAL must grow): keep the acks and try again later
@@ -370,28 +379,22 @@ export class Store implements RecordBuffer {
   private ackRetry: NodeJS.Timeout | undefined;
 
   private recount(): void {
-    const t = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(length(body)), 0) AS b FROM records').get() as { n: number; b: number };
+    const t = this.table.totals();
     this.bytes = t.b + t.n * ROW_OVERHEAD;
   }
 
   /** Every buffered record, oldest first (exports). */
-  *iterate(batch = 1000): Generator<StoredRecord> {
-    let after = 0;
-    for (;;) {
-      const rows = this.stmts.after.all(after, batch) as [number, string, string][];
-      if (!rows.length) return;
-      for (const r of rows) yield { seq: r[0], kind: KIND_OF[r[1]]!, body: r[2] };
-      after = rows[rows.length - 1]![0];
-    }
+  iterate(): Generator<StoredRecord> {
+    return this.table.records(0);
   }
 
   stats() {
-    const counts = this.db.prepare("SELECT kind, COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM records GROUP BY kind").all() as { kind: string; n: number; lo: number; hi: number }[];
+    const counts = this.table.byKind();
     const of = (k: string) => counts.find((c) => c.kind === k);
-    const oldest = this.db.prepare('SELECT seq, body FROM records ORDER BY seq LIMIT 1').get() as { seq: number; body: string } | undefined;
-    const lastSeq = (this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'records'").get() as { seq: number } | undefined)?.seq ?? 0;
+    const oldest = this.table.oldestRecord();
+    const lastSeq = this.table.lastSeq;
     let oldestTs: string | null = null;
-    if (oldest) oldestTs = /"ts":"([^"]+)"/.exec(oldest.body)?.[1] ?? null;
+    if (oldest) oldestTs = /"ts":"([^"]+)"/.exec(oldest.head)?.[1] ?? null;
     let fileBytes = 0;
     for (const suffix of ['', '-wal', '-shm'])
       try {
@@ -417,7 +420,7 @@ export class Store implements RecordBuffer {
 
   get depth(): number {
     this.flushAcks();
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM records').get() as { n: number }).n;
+    return this.table.totals().n;
   }
 
   close(): void {

@@ -13,7 +13,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { Backoff } from '../../drivers/reopen.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { withSeq, type RecordBuffer, type StoredRecord } from '../record-buffer.js';
+import type { RecordBatch, RecordBuffer } from '../record-buffer.js';
 import type { Uplink } from './uplink.js';
 import { TOPIC, topics, type Topic } from '../contract.js';
 
@@ -210,9 +210,11 @@ export class MqttUplink extends EventEmitter implements Uplink {
           this.pumpSoon(Math.ceil(1000 / (this.o.mqtt.maxPerS || 1)) + 5);
           return;
         }
-        const batch = this.o.store.nextBatch(this.cursor, Math.min(this.o.mqtt.maxBatch, allow));
-        if (!batch.length) return;
-        if (this.o.mqtt.maxPerS) this.tokens -= batch.length;
+        let batch = this.o.store.nextText(this.cursor, Math.min(this.o.mqtt.maxBatch, allow));
+        if (!batch) return;
+        // aggregates go one per message (P/aggregates: one device and period each)
+        if (batch.kind === 'aggregate' && batch.count > 1) batch = this.o.store.nextText(this.cursor, 1)!;
+        if (this.o.mqtt.maxPerS) this.tokens -= batch.count;
         this.send(client, batch);
       }
     } catch (e) {
@@ -222,19 +224,12 @@ export class MqttUplink extends EventEmitter implements Uplink {
     }
   }
 
-  private send(client: MqttClient, all: StoredRecord[]): void {
-    // aggregates go one per message (P/aggregates: one device and period each)
-    const batch = all[0]!.kind === 'aggregate' ? all.slice(0, 1) : all;
-    const first = batch[0]!.seq;
-    const last = batch[batch.length - 1]!.seq;
-    const kind = batch[0]!.kind;
-    const count = batch.length;
-    let bytes = 0;
-    for (const r of batch) bytes += r.body.length;
+  private send(client: MqttClient, batch: RecordBatch): void {
+    const { first, last, kind, count, bytes } = batch;
     this.cursor = last;
     this.inflight++;
     const gw = JSON.stringify(this.o.gatewayId);
-    const payload = kind === 'aggregate' ? `{"gateway":${gw},${withSeq(batch[0]!).slice(1)}` : `{"gateway":${gw},"${kind === 'telemetry' ? 'readings' : 'events'}":[${batch.map(withSeq).join(',')}]}`;
+    const payload = kind === 'aggregate' ? `{"gateway":${gw},${batch.text.slice(1)}` : `{"gateway":${gw},"${kind === 'telemetry' ? 'readings' : 'events'}":[${batch.text}]}`;
     this.counters.published += count;
     this.counters.batches++;
     client.publish(`${this.prefix}/${TOPIC_OF[kind]}`, payload, { qos: 1 }, (err) => {
@@ -277,7 +272,7 @@ export class MqttUplink extends EventEmitter implements Uplink {
   async flush(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (this.inflight === 0 && this.o.store.nextBatch(this.cursor, 1).length === 0) return true;
+      if (this.inflight === 0 && !this.o.store.nextText(this.cursor, 1)) return true;
       this.pump();
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -72,7 +72,7 @@ describe('disk full', () => {
     const recovered = events.find((e) => e.type === 'storage_recovered')!;
     expect(recovered).toBeDefined();
     expect(recovered.droppedTelemetry).toBeGreaterThan(0);
-    const stored = (gw.store.db.prepare("SELECT body FROM records WHERE kind = 'e'").all() as { body: string }[]).map((r) => JSON.parse(r.body) as Ev);
+    const stored = [...gw.store.iterate()].filter((r) => r.kind === 'event').map((r) => JSON.parse(r.body) as Ev);
     expect(stored.map((e) => e.type)).toEqual(expect.arrayContaining(['storage_error', 'sprinkler_stopped', 'storage_recovered']));
     const afterRecovery: number[] = [];
     gw.on('reading', (r: { seq?: number }) => r.seq !== undefined && afterRecovery.push(r.seq));

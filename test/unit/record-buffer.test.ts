@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { AckLedger, MemoryRecordBuffer, withSeq, type RecordBuffer } from '../../gateway/record-buffer.js';
+import { AckLedger, MemoryRecordBuffer, withSeq, type RecordBuffer, type StoredRecord } from '../../gateway/record-buffer.js';
 import { Store } from '../../gateway/store.js';
 import { Backoff } from '../../drivers/reopen.js';
 import { tempDir } from '../helpers/gateway-rig.js';
@@ -128,6 +128,51 @@ describe.each(impls)('record buffer contract: %s', (_name, make) => {
     expect(ev2.telemetry).toBeGreaterThan(0); // aggregates count with telemetry
     expect(c.countRange(a1!, a1!)).toBe(0);
     expect([...c.iterate()][0]!.kind).toBe('event');
+  });
+
+  it('nextText is the batch as published: the records of [first, last] with their seqs, one kind, at most max, after the cursor', () => {
+    // a seeded walk of appends (kinds, sizes, groups), two consumers acknowledging ranges that cut
+    // through what was appended together, evictions and reads from every cursor: compared with the
+    // records themselves
+    let x = 7;
+    const rnd = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31), x % n);
+    const b = make(400_000);
+    b.addConsumer('a');
+    b.addConsumer('b');
+    let i = 0;
+    for (let step = 0; step < 250; step++) {
+      const op = rnd(10);
+      if (op < 6) {
+        const kind = (['telemetry', 'telemetry', 'event', 'aggregate'] as const)[rnd(4)]!;
+        b.append(kind, Array.from({ length: 1 + rnd(rnd(5) === 0 ? 120 : 8) }, () => body(++i, rnd(300))));
+      } else if (op < 9) {
+        const all = [...b.iterate()];
+        if (!all.length) continue;
+        const lo = all[rnd(all.length)]!.seq;
+        b.ack(lo, lo + rnd(40), undefined, rnd(2) ? 'a' : 'b');
+      } else b.makeRoom(1 + rnd(5));
+      const held: StoredRecord[] = [...b.iterate()];
+      const cursors = [0, ...held.map((r) => r.seq)].filter((_, k) => k % 7 === step % 7);
+      for (const after of cursors) {
+        const max = 1 + rnd(60);
+        const t = b.nextText(after, max);
+        const next = held.find((r) => r.seq > after);
+        if (!next) {
+          expect(t).toBeUndefined();
+          continue;
+        }
+        expect(t).toBeDefined();
+        const inRange = held.filter((r) => r.seq >= t!.first && r.seq <= t!.last);
+        expect(t!.first).toBe(next.seq);
+        expect(inRange.every((r) => r.kind === t!.kind)).toBe(true);
+        expect(t!.count).toBe(inRange.length);
+        expect(t!.count).toBeLessThanOrEqual(max);
+        expect(t!.text).toBe(inRange.map(withSeq).join(','));
+        expect(t!.bytes).toBe(inRange.map(withSeq).join('').length);
+        expect(b.countRange(t!.first, t!.last)).toBe(t!.count);
+      }
+    }
+    expect(i).toBeGreaterThan(150);
   });
 
   it('makeRoom with no telemetry held gives nothing and keeps the events', () => {

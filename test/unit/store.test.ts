@@ -1,6 +1,7 @@
 /** The SQLite store on a real file: seq rules, range acks, batching by kind, eviction order, durability settings. */
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { Store, withSeq } from '../../gateway/store.js';
 import { tempDir } from '../helpers/gateway-rig.js';
 
@@ -60,6 +61,45 @@ describe('store', () => {
     const again = new Store({ path: file, maxMB: 0.01 });
     expect(again.evicted).toEqual(counted);
     again.close();
+  });
+
+  it('a buffer written one row per record (before segments) is moved into segments: every record and seq kept, the counter goes on', () => {
+    const file = path.join(tempDir('store'), 'old.db');
+    const old = new Database(file);
+    old.exec('CREATE TABLE records (seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL); CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);');
+    const ins = old.prepare('INSERT INTO records (kind, body) VALUES (?, ?)');
+    for (let i = 1; i <= 130; i++) ins.run(i % 40 === 0 ? 'e' : 't', i % 40 === 0 ? JSON.stringify({ ts: 'x', type: 'e' + i }) : body(i));
+    // acknowledged before the upgrade: a gap in the middle and the newest ones (the counter stays at 130)
+    old.prepare('DELETE FROM records WHERE seq BETWEEN 50 AND 59 OR seq > 125').run();
+    old.close();
+    const s = new Store({ path: file, maxMB: 10 });
+    const held = [...s.iterate()];
+    expect(held.map((r) => r.seq)).toEqual([...Array.from({ length: 49 }, (_, k) => k + 1), ...Array.from({ length: 66 }, (_, k) => k + 60)]);
+    expect(held.find((r) => r.seq === 80)).toEqual({ seq: 80, kind: 'event', body: JSON.stringify({ ts: 'x', type: 'e80' }) });
+    expect(held.find((r) => r.seq === 7)!.body).toBe(body(7));
+    expect(s.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'records'").get()).toBeUndefined();
+    expect(s.append('telemetry', [body(131)]).seqs).toEqual([131]);
+    expect(s.nextText(45, 500)).toMatchObject({ first: 46, last: 79, count: 24 }); // 46..49 and 60..79 (the gap was acknowledged), up to the event at 80
+    expect(s.depth).toBe(116);
+    s.close();
+  });
+
+  it('records appended one at a time while they wait share rows (the backlog drains in large rows); cuts inside a row keep the rest', () => {
+    const s = new Store({ path: path.join(tempDir('store'), 'seg.db'), maxMB: 10 });
+    const rows = () => s.db.prepare('SELECT COUNT(*) FROM segments').pluck().get() as number;
+    for (let i = 1; i <= 63; i++) s.append('telemetry', [body(i)]);
+    expect(rows()).toBe(63); // each append its own row…
+    for (let i = 64; i <= 128; i++) s.append('telemetry', [body(i)]);
+    expect(rows()).toBe(3); // …merged every 64 appends: 50 + 50 + 28
+    expect(s.nextText(0, 500)).toMatchObject({ first: 1, last: 128, count: 128 });
+    // a batch takes whole rows where it can
+    expect(s.nextText(0, 70)).toMatchObject({ first: 1, last: 50 });
+    // acknowledging the middle of a row splits it
+    expect(s.ack(10, 20)).toBe(11);
+    expect(s.countRange(1, 50)).toBe(39);
+    expect(s.nextBatch(5, 10).map((r) => r.seq)).toEqual([6, 7, 8, 9, 21, 22, 23, 24, 25, 26]);
+    expect(s.nextText(9, 3)).toMatchObject({ first: 21, last: 23, text: [21, 22, 23].map((k) => withSeq({ seq: k, kind: 'telemetry', body: body(k) })).join(',') });
+    s.close();
   });
 
   it('durability full sets synchronous FULL', () => {
