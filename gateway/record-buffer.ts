@@ -17,15 +17,15 @@ export interface StoredRecord {
   body: string;
 }
 
-/** Records ready to publish: `text` is their published texts (`withSeq`) joined by commas. */
+/** Records ready to publish: `body` is their published texts (`withSeq`) joined by commas, as UTF-8. */
 export interface RecordBatch {
   kind: RecordKind;
   first: number;
   last: number;
   count: number;
-  /** the records' text lengths */
+  /** the records' UTF-8 bytes (without the commas) */
   bytes: number;
-  text: string;
+  body: Buffer;
 }
 
 export interface Eviction {
@@ -42,7 +42,7 @@ export interface RecordBuffer {
    * Every record with a seq inside [first, last] of the batch is in it, so a range ack is exact.
    */
   nextBatch(afterSeq: number, max: number): StoredRecord[];
-  /** The same batch as the text to publish: the records (each with its seq) joined by commas. */
+  /** The same batch as the bytes to publish: the records (each with its seq) joined by commas. */
   nextText(afterSeq: number, max: number): RecordBatch | undefined;
   /** A consumer (an uplink) takes records: from now on a record leaves only when every consumer has acknowledged it. */
   addConsumer(name: string): void;
@@ -79,7 +79,8 @@ export function withSeq(r: StoredRecord): string {
 export function batchOf(records: StoredRecord[]): RecordBatch | undefined {
   if (!records.length) return undefined;
   const texts = records.map(withSeq);
-  return { kind: records[0]!.kind, first: records[0]!.seq, last: records[records.length - 1]!.seq, count: records.length, bytes: texts.reduce((n, t) => n + t.length, 0), text: texts.join(',') };
+  const body = Buffer.from(texts.join(','));
+  return { kind: records[0]!.kind, first: records[0]!.seq, last: records[records.length - 1]!.seq, count: records.length, bytes: body.length - (texts.length - 1), body };
 }
 
 /** Bytes counted per record beside its body (key, kind, index entry): the cap is on these totals. */

@@ -1,9 +1,10 @@
 /**
  * The record buffer's table. Records are kept in segments: one row holds consecutive records of one
- * kind (up to SEGMENT_RECORDS and SEGMENT_BYTES), as the text that is published (each record with
- * its seq, joined by commas) and the length of each record. A segment covers [first, last] and
+ * kind (up to SEGMENT_RECORDS and SEGMENT_BYTES), as the UTF-8 bytes that are published (each
+ * record with its seq, joined by commas) and the byte length of each record. A segment covers [first, last] and
  * every seq in it is present; cutting a range out of one splits it. Reading a batch is a few rows
- * and building a message is joining their text; an acknowledged batch is deleted as a few rows.
+ * and building a message is joining their bytes (never decoded into strings and encoded again); an
+ * acknowledged batch is deleted as a few rows.
  * (One row per record cost about 1.5 µs a record to read and delete: as much as publishing it.)
  *
  * Seqs are allocated here: they only grow and are never reused, even when every row was deleted
@@ -31,10 +32,20 @@ interface SegHead {
   lens: string;
 }
 interface Seg extends SegHead {
-  body: string;
+  body: Buffer;
 }
 
-const lensOf = (texts: string[]) => texts.map((t) => t.length).join(',');
+const COMMA = Buffer.from(',');
+/** Records' texts as one row: their UTF-8 joined by commas, and each one's byte length. */
+function rowOf(texts: string[]): { body: Buffer; lens: string; bytes: number } {
+  const body = Buffer.from(texts.join(','));
+  // ASCII (the usual reading): bytes are characters; else count each
+  const ascii = body.length === texts.reduce((n, t) => n + t.length, 0) + texts.length - 1;
+  const lens = ascii ? texts.map((t) => t.length) : texts.map((t) => Buffer.byteLength(t));
+  return { body, lens: lens.join(','), bytes: body.length - (texts.length - 1) };
+}
+/** Join row bodies (or parts of them) with commas. */
+const joinBodies = (parts: Buffer[]): Buffer => (parts.length === 1 ? parts[0]! : Buffer.concat(parts.flatMap((p, i) => (i ? [COMMA, p] : [p]))));
 const parseLens = (s: string) => s.split(',').map(Number);
 
 /** Offsets of each record in a segment's text. */
@@ -48,14 +59,14 @@ function offsets(lens: number[]): number[] {
   return out;
 }
 
-/** The text and lengths of records [lo, hi] (seqs) of a segment. */
-function slice(seg: Seg, lo: number, hi: number): { text: string; lens: number[]; bytes: number } {
+/** The bytes and lengths of records [lo, hi] (seqs) of a segment. */
+function slice(seg: Seg, lo: number, hi: number): { body: Buffer; lens: number[]; bytes: number } {
   const lens = parseLens(seg.lens);
   const off = offsets(lens);
   const i = lo - seg.first;
   const j = hi - seg.first;
   const part = lens.slice(i, j + 1);
-  return { text: seg.body.slice(off[i], off[j]! + lens[j]!), lens: part, bytes: part.reduce((a, b) => a + b, 0) };
+  return { body: seg.body.subarray(off[i], off[j]! + lens[j]!), lens: part, bytes: part.reduce((a, b) => a + b, 0) };
 }
 
 /** A record's body without its seq (what was appended). */
@@ -88,7 +99,7 @@ export class SegmentTable {
       oldestOf: db.prepare('SELECT first, last, kind, bytes, lens FROM segments WHERE kind = ? ORDER BY first LIMIT ?'),
       totals: db.prepare('SELECT COALESCE(SUM(last - first + 1), 0) AS n, COALESCE(SUM(bytes), 0) AS b FROM segments'),
       byKind: db.prepare('SELECT kind, SUM(last - first + 1) AS n, MIN(first) AS lo, MAX(last) AS hi FROM segments GROUP BY kind'),
-      oldest: db.prepare('SELECT first, substr(body, 1, 200) AS head FROM segments ORDER BY first LIMIT 1'),
+      oldest: db.prepare('SELECT first, CAST(substr(body, 1, 200) AS TEXT) AS head FROM segments ORDER BY first LIMIT 1'),
       maxLast: db.prepare('SELECT COALESCE(MAX(last), 0) FROM segments').pluck(),
       getMeta: db.prepare("SELECT value FROM meta WHERE key = 'seq.last'").pluck(),
       setMeta: db.prepare("INSERT INTO meta (key, value) VALUES ('seq.last', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
@@ -107,7 +118,10 @@ export class SegmentTable {
     const rows = db.prepare('SELECT seq, kind, body FROM records WHERE seq > ? ORDER BY seq LIMIT 5000').raw(true);
     let run: { code: string; seqs: number[]; texts: string[]; bytes: number } | undefined;
     const flush = () => {
-      if (run) table.st.insert.run(run.seqs[0], run.seqs[run.seqs.length - 1], run.code, run.bytes, lensOf(run.texts), run.texts.join(','));
+      if (run) {
+        const row = rowOf(run.texts);
+        table.st.insert.run(run.seqs[0], run.seqs[run.seqs.length - 1], run.code, row.bytes, row.lens, row.body);
+      }
       run = undefined;
     };
     for (let after = 0; ; ) {
@@ -119,7 +133,7 @@ export class SegmentTable {
         run ??= { code, seqs: [], texts: [], bytes: 0 };
         run.seqs.push(seq);
         run.texts.push(text);
-        run.bytes += text.length;
+        run.bytes += Buffer.byteLength(text);
       }
       after = chunk[chunk.length - 1]![0];
     }
@@ -128,7 +142,7 @@ export class SegmentTable {
     table.st.setMeta.run(String(Math.max(counter, Number(table.st.maxLast.get()))));
   }
 
-  /** Write records (call inside a transaction); returns their seqs and text bytes. */
+  /** Write records (call inside a transaction); returns their seqs and UTF-8 bytes. */
   append(kind: RecordKind, bodies: string[]): { seqs: number[]; bytes: number } {
     const code = KIND_CODE[kind];
     const n = bodies.length;
@@ -139,15 +153,15 @@ export class SegmentTable {
       const seq = ++this.lastSeq;
       seqs[i] = seq;
       texts[i] = withSeq({ seq, kind, body: bodies[i]! });
-      bytes += texts[i]!.length;
     }
     let i = 0;
     while (i < n) {
       let j = i;
       let b = 0;
       while (j < n && j - i < SEGMENT_RECORDS && (j === i || b + texts[j]!.length <= SEGMENT_BYTES)) b += texts[j++]!.length;
-      const part = texts.slice(i, j);
-      this.st.insert.run(seqs[i], seqs[j - 1], code, b, lensOf(part), part.join(','));
+      const row = rowOf(texts.slice(i, j));
+      this.st.insert.run(seqs[i], seqs[j - 1], code, row.bytes, row.lens, row.body);
+      bytes += row.bytes;
       i = j;
     }
     if (++this.sinceCompact >= COMPACT_EVERY) this.compact();
@@ -164,7 +178,7 @@ export class SegmentTable {
       if (group.length > 1) {
         for (const r of group) this.st.del.run(r.first);
         const g = group;
-        this.st.insert.run(g[0]!.first, g[g.length - 1]!.last, g[0]!.kind, g.reduce((a, r) => a + r.bytes, 0), g.map((r) => r.lens).join(','), g.map((r) => r.body).join(','));
+        this.st.insert.run(g[0]!.first, g[g.length - 1]!.last, g[0]!.kind, g.reduce((a, r) => a + r.bytes, 0), g.map((r) => r.lens).join(','), joinBodies(g.map((r) => r.body)));
         merged += g.length - 1;
       }
     };
@@ -190,12 +204,12 @@ export class SegmentTable {
     return merged;
   }
 
-  /** The next batch after `afterSeq`: consecutive records of one kind, at most `max`, as one text. */
+  /** The next batch after `afterSeq`: consecutive records of one kind, at most `max`, as one body. */
   batch(afterSeq: number, max: number): RecordBatch | undefined {
     // stepped one row at a time: only the rows the batch takes are read
     const rows = this.st.after.iterate({ a: afterSeq, n: Math.max(1, max) }) as IterableIterator<Seg>;
     let code: string | undefined;
-    const parts: string[] = [];
+    const parts: Buffer[] = [];
     let first = 0;
     let last = 0;
     let count = 0;
@@ -214,7 +228,7 @@ export class SegmentTable {
         bytes += r.bytes;
       } else {
         const s = slice(r, lo, hi);
-        parts.push(s.text);
+        parts.push(s.body);
         bytes += s.bytes;
       }
       if (!count) first = lo;
@@ -222,7 +236,7 @@ export class SegmentTable {
       count += hi - lo + 1;
     }
     if (!count) return undefined;
-    return { kind: KIND_OF[code!]!, first, last, count, bytes, text: parts.join(',') };
+    return { kind: KIND_OF[code!]!, first, last, count, bytes, body: joinBodies(parts) };
   }
 
   /** Records after `afterSeq`, oldest first, one at a time. */
@@ -237,7 +251,7 @@ export class SegmentTable {
         for (let i = 0; i < lens.length; i++) {
           const seq = r.first + i;
           if (seq <= after) continue;
-          yield { seq, kind, body: bodyOf(r.body.slice(off[i], off[i]! + lens[i]!), seq) };
+          yield { seq, kind, body: bodyOf(r.body.toString('utf8', off[i], off[i]! + lens[i]!), seq) };
         }
       }
       after = rows[rows.length - 1]!.last;
@@ -262,7 +276,7 @@ export class SegmentTable {
         bytes += r.bytes;
         continue;
       }
-      const seg: Seg = { ...r, body: this.st.body.get(r.first) as string };
+      const seg: Seg = { ...r, body: this.st.body.get(r.first) as Buffer };
       bytes += slice(seg, lo, hi).bytes;
       this.st.del.run(r.first);
       for (const [a, b] of [
@@ -271,7 +285,7 @@ export class SegmentTable {
       ] as const) {
         if (a > b) continue;
         const s = slice(seg, a, b);
-        this.st.insert.run(a, b, r.kind, s.bytes, s.lens.join(','), s.text);
+        this.st.insert.run(a, b, r.kind, s.bytes, s.lens.join(','), s.body);
       }
     }
     return { count, bytes };

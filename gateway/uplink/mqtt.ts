@@ -30,6 +30,7 @@ export interface MqttUplinkOptions {
   reconnectMinMs?: number;
 }
 
+const CLOSE = Buffer.from(']}');
 const TOPIC_OF = { telemetry: TOPIC.telemetry, event: TOPIC.events, aggregate: TOPIC.aggregates } as const;
 
 export function topicPrefix(c: Pick<Config['mqtt'], 'topicPrefix'>, gatewayId: string): string {
@@ -229,7 +230,11 @@ export class MqttUplink extends EventEmitter implements Uplink {
     this.cursor = last;
     this.inflight++;
     const gw = JSON.stringify(this.o.gatewayId);
-    const payload = kind === 'aggregate' ? `{"gateway":${gw},${batch.text.slice(1)}` : `{"gateway":${gw},"${kind === 'telemetry' ? 'readings' : 'events'}":[${batch.text}]}`;
+    // the stored bytes go out as they are, between a head and a tail
+    const payload =
+      kind === 'aggregate'
+        ? Buffer.concat([Buffer.from(`{"gateway":${gw},`), batch.body.subarray(1)])
+        : Buffer.concat([Buffer.from(`{"gateway":${gw},"${kind === 'telemetry' ? 'readings' : 'events'}":[`), batch.body, CLOSE]);
     this.counters.published += count;
     this.counters.batches++;
     client.publish(`${this.prefix}/${TOPIC_OF[kind]}`, payload, { qos: 1 }, (err) => {

@@ -98,7 +98,14 @@ describe('store', () => {
     expect(s.ack(10, 20)).toBe(11);
     expect(s.countRange(1, 50)).toBe(39);
     expect(s.nextBatch(5, 10).map((r) => r.seq)).toEqual([6, 7, 8, 9, 21, 22, 23, 24, 25, 26]);
-    expect(s.nextText(9, 3)).toMatchObject({ first: 21, last: 23, text: [21, 22, 23].map((k) => withSeq({ seq: k, kind: 'telemetry', body: body(k) })).join(',') });
+    const t = s.nextText(9, 3)!;
+    expect(t).toMatchObject({ first: 21, last: 23, count: 3 });
+    expect(t.body.toString()).toBe([21, 22, 23].map((k) => withSeq({ seq: k, kind: 'telemetry', body: body(k) })).join(','));
+    // UTF-8 (an event's Chinese text) is cut at record boundaries, never inside a character
+    const ev = s.append('event', [JSON.stringify({ ts: 'x', type: 'e', text: '气温 3.5 ℃ 低于 4 ℃' }), JSON.stringify({ ts: 'y', type: 'f', text: '停止洒水' })]).seqs;
+    expect(s.ack(ev[0]!, ev[0]!)).toBe(1);
+    expect([...s.iterate()].at(-1)).toEqual({ seq: ev[1], kind: 'event', body: JSON.stringify({ ts: 'y', type: 'f', text: '停止洒水' }) });
+    expect(s.nextText(ev[0]!, 10)!.body.toString()).toBe(`{"seq":${ev[1]},"ts":"y","type":"f","text":"停止洒水"}`);
     s.close();
   });
 
