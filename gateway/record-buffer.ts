@@ -17,7 +17,7 @@ export interface StoredRecord {
   body: string;
 }
 
-/** Records ready to publish: `body` is their published texts (`withSeq`) joined by commas, as UTF-8. */
+/** Records ready to publish: their published texts (`withSeq`) as UTF-8, in pieces to be joined with commas (`batchBody`). */
 export interface RecordBatch {
   kind: RecordKind;
   first: number;
@@ -25,7 +25,17 @@ export interface RecordBatch {
   count: number;
   /** the records' UTF-8 bytes (without the commas) */
   bytes: number;
-  body: Buffer;
+  /** whole records each: one or more, in order */
+  parts: Buffer[];
+}
+
+const COMMA = Buffer.from(',');
+/** `parts` joined with commas, between `head` and `tail` (one copy: what a publisher sends). */
+export function batchBody(b: Pick<RecordBatch, 'parts'>, head?: Buffer, tail?: Buffer): Buffer {
+  const list: Buffer[] = head ? [head] : [];
+  b.parts.forEach((p, i) => (i ? list.push(COMMA, p) : list.push(p)));
+  if (tail) list.push(tail);
+  return list.length === 1 ? list[0]! : Buffer.concat(list);
 }
 
 export interface Eviction {
@@ -80,7 +90,7 @@ export function batchOf(records: StoredRecord[]): RecordBatch | undefined {
   if (!records.length) return undefined;
   const texts = records.map(withSeq);
   const body = Buffer.from(texts.join(','));
-  return { kind: records[0]!.kind, first: records[0]!.seq, last: records[records.length - 1]!.seq, count: records.length, bytes: body.length - (texts.length - 1), body };
+  return { kind: records[0]!.kind, first: records[0]!.seq, last: records[records.length - 1]!.seq, count: records.length, bytes: body.length - (texts.length - 1), parts: [body] };
 }
 
 /** Bytes counted per record beside its body (key, kind, index entry): the cap is on these totals. */

@@ -14,7 +14,7 @@
  * drains in large rows, each record rewritten once.
  */
 import type Database from 'better-sqlite3';
-import { withSeq, type RecordBatch, type RecordKind, type StoredRecord } from './record-buffer.js';
+import { batchBody, withSeq, type RecordBatch, type RecordKind, type StoredRecord } from './record-buffer.js';
 
 export const KIND_CODE: Record<RecordKind, string> = { telemetry: 't', event: 'e', aggregate: 'a' };
 export const KIND_OF: Record<string, RecordKind> = { t: 'telemetry', e: 'event', a: 'aggregate' };
@@ -35,7 +35,6 @@ interface Seg extends SegHead {
   body: Buffer;
 }
 
-const COMMA = Buffer.from(',');
 /** Records' texts as one row: their UTF-8 joined by commas, and each one's byte length. */
 function rowOf(texts: string[]): { body: Buffer; lens: string; bytes: number } {
   const body = Buffer.from(texts.join(','));
@@ -44,8 +43,7 @@ function rowOf(texts: string[]): { body: Buffer; lens: string; bytes: number } {
   const lens = ascii ? texts.map((t) => t.length) : texts.map((t) => Buffer.byteLength(t));
   return { body, lens: lens.join(','), bytes: body.length - (texts.length - 1) };
 }
-/** Join row bodies (or parts of them) with commas. */
-const joinBodies = (parts: Buffer[]): Buffer => (parts.length === 1 ? parts[0]! : Buffer.concat(parts.flatMap((p, i) => (i ? [COMMA, p] : [p]))));
+
 const parseLens = (s: string) => s.split(',').map(Number);
 
 /** Offsets of each record in a segment's text. */
@@ -92,6 +90,9 @@ export class SegmentTable {
       since: db.prepare('SELECT first, last, kind, bytes, lens, body FROM segments WHERE first >= ? ORDER BY first LIMIT 512'),
       insert: db.prepare('INSERT INTO segments (first, last, kind, bytes, lens, body) VALUES (?, ?, ?, ?, ?, ?)'),
       after: db.prepare(`SELECT first, last, kind, bytes, lens, body ${from} AND last > @a ORDER BY first LIMIT @n`),
+      // the rows' heads only (the body is the last column: its overflow pages are not read)
+      heads: db.prepare(`SELECT first, last, kind, bytes, lens ${from} AND last > @a ORDER BY first LIMIT @n`),
+      bodies: db.prepare('SELECT body FROM segments WHERE first >= ? AND first <= ? ORDER BY first').pluck(),
       overlap: db.prepare(`SELECT first, last, kind, bytes, lens ${from} AND first <= @b AND last >= @a ORDER BY first`),
       count: db.prepare(`SELECT COALESCE(SUM(MIN(last, @b) - MAX(first, @a) + 1), 0) AS n ${from} AND first <= @b AND last >= @a`).pluck(),
       body: db.prepare('SELECT body FROM segments WHERE first = ?').pluck(),
@@ -178,7 +179,7 @@ export class SegmentTable {
       if (group.length > 1) {
         for (const r of group) this.st.del.run(r.first);
         const g = group;
-        this.st.insert.run(g[0]!.first, g[g.length - 1]!.last, g[0]!.kind, g.reduce((a, r) => a + r.bytes, 0), g.map((r) => r.lens).join(','), joinBodies(g.map((r) => r.body)));
+        this.st.insert.run(g[0]!.first, g[g.length - 1]!.last, g[0]!.kind, g.reduce((a, r) => a + r.bytes, 0), g.map((r) => r.lens).join(','), batchBody({ parts: g.map((r) => r.body) }));
         merged += g.length - 1;
       }
     };
@@ -204,39 +205,40 @@ export class SegmentTable {
     return merged;
   }
 
-  /** The next batch after `afterSeq`: consecutive records of one kind, at most `max`, as one body. */
+  /** The next batch after `afterSeq`: consecutive records of one kind, at most `max`, as pieces of bytes. */
   batch(afterSeq: number, max: number): RecordBatch | undefined {
-    // stepped one row at a time: only the rows the batch takes are read
-    const rows = this.st.after.iterate({ a: afterSeq, n: Math.max(1, max) }) as IterableIterator<Seg>;
+    // which rows: their heads, stepped one at a time; then the bodies of exactly those rows
+    const take: { r: SegHead; lo: number; hi: number }[] = [];
     let code: string | undefined;
-    const parts: Buffer[] = [];
-    let first = 0;
-    let last = 0;
     let count = 0;
-    let bytes = 0;
-    for (const r of rows) {
+    for (const r of this.st.heads.iterate({ a: afterSeq, n: Math.max(1, max) }) as IterableIterator<SegHead>) {
       code ??= r.kind;
-      if (r.kind !== code || count >= max) break;
+      if (r.kind !== code) break;
       const lo = Math.max(r.first, afterSeq + 1);
       let hi = r.last;
       if (count + (hi - lo + 1) > max) {
         if (count > 0) break; // whole rows where it can: the acks then delete whole rows
         hi = lo + max - 1;
       }
+      take.push({ r, lo, hi });
+      count += hi - lo + 1;
+      if (count >= max) break;
+    }
+    if (!count) return undefined;
+    const bodies = this.st.bodies.all(take[0]!.r.first, take[take.length - 1]!.r.first) as Buffer[];
+    const parts: Buffer[] = [];
+    let bytes = 0;
+    take.forEach(({ r, lo, hi }, i) => {
       if (lo === r.first && hi === r.last) {
-        parts.push(r.body);
+        parts.push(bodies[i]!);
         bytes += r.bytes;
       } else {
-        const s = slice(r, lo, hi);
+        const s = slice({ ...r, body: bodies[i]! }, lo, hi);
         parts.push(s.body);
         bytes += s.bytes;
       }
-      if (!count) first = lo;
-      last = hi;
-      count += hi - lo + 1;
-    }
-    if (!count) return undefined;
-    return { kind: KIND_OF[code!]!, first, last, count, bytes, body: joinBodies(parts) };
+    });
+    return { kind: KIND_OF[code!]!, first: take[0]!.lo, last: take[take.length - 1]!.hi, count, bytes, parts };
   }
 
   /** Records after `afterSeq`, oldest first, one at a time. */

@@ -13,7 +13,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { Backoff } from '../../drivers/reopen.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { RecordBatch, RecordBuffer } from '../record-buffer.js';
+import { batchBody, type RecordBatch, type RecordBuffer } from '../record-buffer.js';
 import type { Uplink } from './uplink.js';
 import { TOPIC, topics, type Topic } from '../contract.js';
 
@@ -233,8 +233,8 @@ export class MqttUplink extends EventEmitter implements Uplink {
     // the stored bytes go out as they are, between a head and a tail
     const payload =
       kind === 'aggregate'
-        ? Buffer.concat([Buffer.from(`{"gateway":${gw},`), batch.body.subarray(1)])
-        : Buffer.concat([Buffer.from(`{"gateway":${gw},"${kind === 'telemetry' ? 'readings' : 'events'}":[`), batch.body, CLOSE]);
+        ? Buffer.concat([Buffer.from(`{"gateway":${gw},`), batchBody(batch).subarray(1)])
+        : batchBody(batch, Buffer.from(`{"gateway":${gw},"${kind === 'telemetry' ? 'readings' : 'events'}":[`), CLOSE);
     this.counters.published += count;
     this.counters.batches++;
     client.publish(`${this.prefix}/${TOPIC_OF[kind]}`, payload, { qos: 1 }, (err) => {

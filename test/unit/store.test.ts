@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Store, withSeq } from '../../gateway/store.js';
+import { batchBody } from '../../gateway/record-buffer.js';
 import { tempDir } from '../helpers/gateway-rig.js';
 
 const body = (i: number) => JSON.stringify({ ts: new Date(1_700_000_000_000 + i * 1000).toISOString(), device: 'head', values: { pm10: i }, flags: { pm10: 'N' } });
@@ -100,12 +101,12 @@ describe('store', () => {
     expect(s.nextBatch(5, 10).map((r) => r.seq)).toEqual([6, 7, 8, 9, 21, 22, 23, 24, 25, 26]);
     const t = s.nextText(9, 3)!;
     expect(t).toMatchObject({ first: 21, last: 23, count: 3 });
-    expect(t.body.toString()).toBe([21, 22, 23].map((k) => withSeq({ seq: k, kind: 'telemetry', body: body(k) })).join(','));
+    expect(batchBody(t).toString()).toBe([21, 22, 23].map((k) => withSeq({ seq: k, kind: 'telemetry', body: body(k) })).join(','));
     // UTF-8 (an event's Chinese text) is cut at record boundaries, never inside a character
     const ev = s.append('event', [JSON.stringify({ ts: 'x', type: 'e', text: '气温 3.5 ℃ 低于 4 ℃' }), JSON.stringify({ ts: 'y', type: 'f', text: '停止洒水' })]).seqs;
     expect(s.ack(ev[0]!, ev[0]!)).toBe(1);
     expect([...s.iterate()].at(-1)).toEqual({ seq: ev[1], kind: 'event', body: JSON.stringify({ ts: 'y', type: 'f', text: '停止洒水' }) });
-    expect(s.nextText(ev[0]!, 10)!.body.toString()).toBe(`{"seq":${ev[1]},"ts":"y","type":"f","text":"停止洒水"}`);
+    expect(batchBody(s.nextText(ev[0]!, 10)!).toString()).toBe(`{"seq":${ev[1]},"ts":"y","type":"f","text":"停止洒水"}`);
     s.close();
   });
 
