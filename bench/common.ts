@@ -21,10 +21,14 @@ export const quick = process.argv.includes('--quick');
  * by ratio: alternating and taking the median resists a noisy neighbour.
  */
 export async function medianOfAlternating(base: () => Promise<number>, mine: () => Promise<number>, rounds: number): Promise<{ base: number; mine: number; ratio: number }> {
-  await base();
-  await mine();
+  // each trial starts from a collected heap (`npm run bench` runs node with --expose-gc): what an
+  // earlier trial left behind is not collected on the next one's time
+  const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
+  const run = async (f: () => Promise<number>) => (gc(), f());
+  await run(base);
+  await run(mine);
   const pairs: { base: number; mine: number }[] = [];
-  for (let k = 0; k < rounds; k++) pairs.push({ base: await base(), mine: await mine() });
+  for (let k = 0; k < rounds; k++) pairs.push({ base: await run(base), mine: await run(mine) });
   pairs.sort((a, b) => a.mine / a.base - b.mine / b.base);
   const mid = pairs[Math.floor(pairs.length / 2)]!;
   return { ...mid, ratio: mid.mine / mid.base };

@@ -184,9 +184,32 @@ function procMem(pid: number): { rssKb: number; hwmKb: number } {
   return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };
 }
 
-/** (e) 50 devices at 1 Hz over Modbus TCP, telemetry to mosquitto: CPU share and peak RSS of `dustgate run`. */
+/** CPU share of one core and peak RSS of a running process over `seconds`, after a warm-up. */
+async function sample(pid: number, seconds: number): Promise<{ share: number; hwmMb: number }> {
+  await new Promise((r) => setTimeout(r, 5000)); // start-up and the first polls are not the steady state
+  const hz = 100; // USER_HZ on Linux
+  const c0 = procStat(pid).cpuTicks;
+  const t0 = performance.now();
+  let peakRss = 0;
+  while (performance.now() - t0 < seconds * 1000) {
+    peakRss = Math.max(peakRss, procMem(pid).rssKb);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const cpuS = (procStat(pid).cpuTicks - c0) / hz;
+  const wallS = (performance.now() - t0) / 1000;
+  return { share: (cpuS / wallS) * 100, hwmMb: Math.max(peakRss, procMem(pid).hwmKb) / 1024 };
+}
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+
+/**
+ * (e) 50 devices at 1 Hz over Modbus TCP, telemetry to mosquitto: CPU share and peak RSS of
+ * `dustgate run`, against its budgets and against a bare poll→SQLite→MQTT loop (bench/bare-loop.mjs)
+ * on the same simulator, broker and Node flags, in alternating pairs (medians).
+ */
 export async function gatewayLoad(): Promise<Result[]> {
   const seconds = quick ? 15 : 60;
+  const pairs = quick ? 2 : 3;
   const devices = 50;
   const sim = new Simulator(
     parseScenario({
@@ -203,37 +226,59 @@ export async function gatewayLoad(): Promise<Result[]> {
   const port = await freePort();
   await sim.serveTcp('127.0.0.1', port);
   const mq = await startMosquitto();
-  const dir = tmp('load');
-  const cfgFile = path.join(dir, 'site.json');
-  writeFileSync(
-    cfgFile,
-    JSON.stringify({
-      gateway: { id: 'bench-load' },
-      buses: [{ id: 'eth', type: 'tcp', host: '127.0.0.1', port, timeoutMs: 500 }],
-      devices: Array.from({ length: devices }, (_, i) => ({ id: `d${i + 1}`, bus: 'eth', unit: i + 1, driver: 'cwt-weather-station', pollMs: 1000 })),
-      storage: { path: path.join(dir, 'buffer.db') },
-      mqtt: { url: mq.url },
-    }),
-  );
   // the built binary, run as installed (its shebang carries the Node flags it ships with)
   const dist = path.join(HERE, '../dist/cli.js');
-  const [cmd, args] = existsSync(dist) ? [dist, []] : [process.execPath, ['--import', 'tsx', path.join(HERE, '../gateway/cli/main.ts')]];
-  const gw = spawn(cmd, [...args, 'run', '--config', cfgFile], { stdio: 'ignore', env: { ...process.env, DUSTGATE_LOG_LEVEL: 'warn' } });
-  try {
-    await new Promise((r) => setTimeout(r, 5000)); // start-up and the first polls are not the steady state
-    const pid = gw.pid!;
-    const hz = 100; // USER_HZ on Linux
-    const c0 = procStat(pid).cpuTicks;
-    const t0 = performance.now();
-    let peakRss = 0;
-    while (performance.now() - t0 < seconds * 1000) {
-      peakRss = Math.max(peakRss, procMem(pid).rssKb);
-      await new Promise((r) => setTimeout(r, 250));
+  const flags = ['--max-semi-space-size=4'];
+  const runGateway = async () => {
+    const dir = tmp('load');
+    const cfgFile = path.join(dir, 'site.json');
+    writeFileSync(
+      cfgFile,
+      JSON.stringify({
+        gateway: { id: 'bench-load' },
+        buses: [{ id: 'eth', type: 'tcp', host: '127.0.0.1', port, timeoutMs: 500 }],
+        devices: Array.from({ length: devices }, (_, i) => ({ id: `d${i + 1}`, bus: 'eth', unit: i + 1, driver: 'cwt-weather-station', pollMs: 1000 })),
+        storage: { path: path.join(dir, 'buffer.db') },
+        mqtt: { url: mq.url },
+      }),
+    );
+    const [cmd, args] = existsSync(dist) ? [dist, []] : [process.execPath, [...flags, '--import', 'tsx', path.join(HERE, '../gateway/cli/main.ts')]];
+    const gw = spawn(cmd, [...args, 'run', '--config', cfgFile], { stdio: 'ignore', env: { ...process.env, DUSTGATE_LOG_LEVEL: 'warn' } });
+    try {
+      return await sample(gw.pid!, seconds);
+    } finally {
+      gw.kill('SIGTERM');
+      await new Promise((r) => gw.once('exit', r));
     }
-    const cpuS = (procStat(pid).cpuTicks - c0) / hz;
-    const wallS = (performance.now() - t0) / 1000;
-    const share = (cpuS / wallS) * 100;
-    const hwmMb = Math.max(peakRss, procMem(pid).hwmKb) / 1024;
+  };
+  let drainedAll = true;
+  const runBare = async () => {
+    const db = path.join(tmp('bare-loop'), 'bare.db');
+    const bare = spawn(process.execPath, [...flags, path.join(HERE, 'bare-loop.mjs'), String(port), String(devices), mq.url, db], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    bare.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      return await sample(bare.pid!, seconds);
+    } finally {
+      bare.kill('SIGTERM');
+      await new Promise((r) => bare.once('exit', r));
+      // the bare loop must deliver what it stores, as the gateway does
+      const counts = JSON.parse(out.trim() || '{}') as { stored?: number; deleted?: number; left?: number };
+      if (!counts.stored || counts.left !== 0 || counts.deleted !== counts.stored) drainedAll = false;
+    }
+  };
+  try {
+    const ours: { share: number; hwmMb: number }[] = [];
+    const bare: { share: number; hwmMb: number }[] = [];
+    for (let k = 0; k < pairs; k++) {
+      ours.push(await runGateway());
+      bare.push(await runBare());
+    }
+    const share = median(ours.map((r) => r.share));
+    const hwmMb = median(ours.map((r) => r.hwmMb));
+    const bareShare = median(bare.map((r) => r.share));
+    const bareMb = median(bare.map((r) => r.hwmMb));
+    const spread = (a: number[], d = 2) => `${Math.min(...a).toFixed(d)}–${Math.max(...a).toFixed(d)}`;
     return [
       {
         name: `${devices} devices at 1 Hz, ${seconds} s: CPU of one core`,
@@ -251,10 +296,24 @@ export async function gatewayLoad(): Promise<Result[]> {
         target: '≤ 1 (of budget)',
         pass: hwmMb <= 120,
       },
+      {
+        name: `${devices} devices at 1 Hz: CPU, dustgate run ÷ a bare poll→SQLite→MQTT loop (${pairs} alternating pairs, medians; bare loop drained everything: ${drainedAll ? 'yes' : 'NO'})`,
+        measured: `${share.toFixed(2)} % (${spread(ours.map((r) => r.share))})`,
+        baseline: `${bareShare.toFixed(2)} % (${spread(bare.map((r) => r.share))}) bare loop`,
+        ratio: share / bareShare,
+        target: '≤ 1.2',
+        pass: drainedAll && share / bareShare <= 1.2,
+      },
+      {
+        name: `${devices} devices at 1 Hz: peak RSS, dustgate run ÷ the bare loop`,
+        measured: `${hwmMb.toFixed(1)} MB (${spread(ours.map((r) => r.hwmMb), 1)})`,
+        baseline: `${bareMb.toFixed(1)} MB (${spread(bare.map((r) => r.hwmMb), 1)}) bare loop`,
+        ratio: hwmMb / bareMb,
+        target: '≤ 1.2',
+        pass: drainedAll && hwmMb / bareMb <= 1.2,
+      },
     ];
   } finally {
-    gw.kill('SIGTERM');
-    await new Promise((r) => gw.once('exit', r));
     await sim.stop();
     await mq.stop();
   }

@@ -8,7 +8,8 @@
  *      loop publishing the same readings one per message (target ≥ 3× faster), and like for like ÷ a
  *      bare loop publishing the same 500-reading messages (target ≥ 0.8).
  *  (d) buffer writes: readings written through the store ÷ bare better-sqlite3 inserts of the same rows (≥ 0.5).
- *  (e) 50 simulated devices at 1 Hz: the gateway process's CPU share of one core (≤ 5 %) and peak RSS (≤ 120 MB).
+ *  (e) 50 simulated devices at 1 Hz: the gateway process's CPU share of one core (≤ 5 %) and peak RSS (≤ 120 MB),
+ *      and both ÷ a bare poll→SQLite→MQTT loop (bench/bare-loop.mjs) in alternating pairs (≤ 1.2 each).
  *  (f) Firmata: an Arduino relay switched and confirmed through dustgate ÷ a bare firmata.js loop (≥ 0.8).
  *  (g) CLI start-up: `dustgate --version` and `dustgate read` against bare `node -e 0` (bench/cli.ts).
  *  (h) SD card wear: bytes written to disk per hour on the construction-site example, broker up and down (bench/disk.ts).
