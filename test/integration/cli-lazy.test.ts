@@ -4,9 +4,11 @@
  * SQLite, johnny-five, prom-client or pino-pretty. (Start-up time itself is measured in the bench.)
  */
 import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT } from '../helpers/gateway-rig.js';
-import { freePort, runCommand } from '../helpers/system.js';
+import { ROOT, tempDir } from '../helpers/gateway-rig.js';
+import { freePort, runCommand, waitFor } from '../helpers/system.js';
 
 const HEAVY = ['aedes', 'mqtt', 'better-sqlite3', 'johnny-five', 'firmata-io', 'prom-client', 'pino-pretty', 'pino'];
 
@@ -39,5 +41,26 @@ describe('CLI start-up', () => {
     const run = await loaded(['run', '--config', '/nonexistent/site.yaml']);
     expect(run.mods.has('better-sqlite3')).toBe(true);
     expect(run.mods.has('mqtt')).toBe(true);
+  });
+
+  it('a running gateway loads prom-client only when /metrics is first asked for', { timeout: 60_000 }, async () => {
+    const dir = tempDir('lazy-metrics');
+    const port = await freePort();
+    writeFileSync(path.join(dir, 'site.yaml'), `gateway: { id: lazy-0001 }\nstorage: { path: ${dir}/buffer.db }\nmqtt: { enabled: false }\nhttp: { port: ${port} }\n`);
+    const gw = spawn(process.execPath, ['--import', 'tsx', '--import', path.join(ROOT, 'test/helpers/trace-modules.mjs'), path.join(ROOT, 'gateway/cli/main.ts'), 'run', '--config', path.join(dir, 'site.yaml')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    gw.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/api/state`).catch(() => undefined))?.ok, 30_000, 100);
+      expect(err).toContain('MOD better-sqlite3');
+      expect(err).not.toContain('MOD prom-client');
+      const m = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(m.status).toBe(200);
+      expect(await m.text()).toContain('dustgate_device_requests_total');
+      expect(err).toContain('MOD prom-client');
+    } finally {
+      gw.kill('SIGTERM');
+      await new Promise((r) => gw.once('exit', r));
+    }
   });
 });
