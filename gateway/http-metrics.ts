@@ -1,7 +1,7 @@
 /** The operators' metrics (`GET /metrics`, SPEC §11): prom-client, loaded on the first scrape (gateway/http.ts). Every value is read at scrape time. */
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { GatewayDevice } from '../drivers/device.js';
-import type { PageHost } from './http.js';
+import type { PageHost } from './page-host.js';
 import { VERSION } from './version.js';
 
 /** Device counters as Prometheus counters, read at scrape time. */
