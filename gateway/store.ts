@@ -133,7 +133,7 @@ export class Store implements RecordBuffer {
         db.pragma(`wal_autocheckpoint = ${Math.max(8, Math.floor(this.walBudget / this.pageSize / 2))}`);
         db.pragma(`journal_size_limit = ${this.walBudget}`);
         db.exec(`
-          CREATE TABLE IF NOT EXISTS segments (first INTEGER PRIMARY KEY, last INTEGER NOT NULL, kind TEXT NOT NULL, bytes INTEGER NOT NULL, lens TEXT NOT NULL, body TEXT NOT NULL);
+          CREATE TABLE IF NOT EXISTS segments (first INTEGER PRIMARY KEY, last INTEGER NOT NULL, kind TEXT NOT NULL, bytes INTEGER NOT NULL, lens TEXT NOT NULL, body BLOB NOT NULL);
           CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         `);
         db.transaction(() => SegmentTable.migrate(db))();
