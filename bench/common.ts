@@ -20,7 +20,20 @@ export const quick = process.argv.includes('--quick');
  * Run a baseline loop and ours alternately (after one warm-up of each) and return the median pair
  * by ratio: alternating and taking the median resists a noisy neighbour.
  */
-export async function medianOfAlternating(base: () => Promise<number>, mine: () => Promise<number>, rounds: number): Promise<{ base: number; mine: number; ratio: number }> {
+export interface Alternating {
+  /** the median pair (by the ratio mine/base) */
+  base: number;
+  mine: number;
+  ratio: number;
+  /** the lowest and highest ratio of the pairs */
+  spread: [number, number];
+  pairs: { base: number; mine: number }[];
+}
+
+/** `spread` as printed beside a ratio: "0.81–1.12 over 9 pairs". */
+export const spreadText = (a: Alternating, d = 2) => `${a.spread[0].toFixed(d)}–${a.spread[1].toFixed(d)} over ${a.pairs.length} pairs`;
+
+export async function medianOfAlternating(base: () => Promise<number>, mine: () => Promise<number>, rounds: number): Promise<Alternating> {
   // each trial starts from a collected heap (`npm run bench` runs node with --expose-gc): what an
   // earlier trial left behind is not collected on the next one's time
   const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
@@ -31,7 +44,8 @@ export async function medianOfAlternating(base: () => Promise<number>, mine: () 
   for (let k = 0; k < rounds; k++) pairs.push({ base: await run(base), mine: await run(mine) });
   pairs.sort((a, b) => a.mine / a.base - b.mine / b.base);
   const mid = pairs[Math.floor(pairs.length / 2)]!;
-  return { ...mid, ratio: mid.mine / mid.base };
+  const ratios = pairs.map((p) => p.mine / p.base);
+  return { ...mid, ratio: mid.mine / mid.base, spread: [ratios[0]!, ratios[ratios.length - 1]!], pairs };
 }
 
 export async function freePort(): Promise<number> {

@@ -362,7 +362,7 @@ export class Store implements RecordBuffer {
     this.pendingAcks = [];
     try {
       this.db.transaction(() => {
-        for (const a of acks) this.cutRange(a.from, a.to);
+        for (const [from, to] of joinRanges(acks)) this.cutRange(from, to);
       })();
     } catch (e) {
       // a full disk can refuse even a delete (the WAL must grow): keep the acks and try again later
@@ -432,4 +432,16 @@ export class Store implements RecordBuffer {
     }
     if (this.db.open) this.db.close();
   }
+}
+
+/** Ranges in seq order, adjacent and overlapping ones joined (acks of consecutive batches become one delete). */
+export function joinRanges(ranges: readonly { from: number; to: number }[]): [number, number][] {
+  const sorted = [...ranges].sort((a, b) => a.from - b.from);
+  const out: [number, number][] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && r.from <= last[1] + 1) last[1] = Math.max(last[1], r.to);
+    else out.push([r.from, r.to]);
+  }
+  return out;
 }

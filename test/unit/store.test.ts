@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Store, withSeq } from '../../gateway/store.js';
+import { joinRanges, Store, withSeq } from '../../gateway/store.js';
 import { batchBody } from '../../gateway/record-buffer.js';
 import { tempDir } from '../helpers/gateway-rig.js';
 
@@ -107,6 +107,25 @@ describe('store', () => {
     expect(s.ack(ev[0]!, ev[0]!)).toBe(1);
     expect([...s.iterate()].at(-1)).toEqual({ seq: ev[1], kind: 'event', body: JSON.stringify({ ts: 'y', type: 'f', text: '停止洒水' }) });
     expect(batchBody(s.nextText(ev[0]!, 10)!).toString()).toBe(`{"seq":${ev[1]},"ts":"y","type":"f","text":"停止洒水"}`);
+    s.close();
+  });
+
+  it('one ack over several rows cuts the edge rows and deletes the whole rows between; queued acks are joined first', () => {
+    const s = new Store({ path: path.join(tempDir('store'), 'span.db'), maxMB: 10 });
+    const rows = () => s.db.prepare('SELECT first, last FROM segments ORDER BY first').raw(true).all();
+    s.append('telemetry', Array.from({ length: 200 }, (_, i) => body(i + 1))); // rows 1–50, 51–100, 101–150, 151–200
+    s.append('event', [JSON.stringify({ ts: 'e', type: 'x' })]); // 201, another kind
+    expect(s.ack(30, 170)).toBe(141);
+    expect(rows()).toEqual([
+      [1, 29],
+      [171, 200],
+      [201, 201],
+    ]);
+    expect([...s.iterate()].map((r) => r.seq)).toEqual([...Array.from({ length: 29 }, (_, i) => i + 1), ...Array.from({ length: 31 }, (_, i) => i + 171)]);
+    expect(joinRanges([{ from: 11, to: 20 }, { from: 1, to: 10 }, { from: 30, to: 40 }, { from: 35, to: 50 }, { from: 51, to: 51 }])).toEqual([
+      [1, 20],
+      [30, 51],
+    ]);
     s.close();
   });
 
