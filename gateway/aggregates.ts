@@ -85,6 +85,10 @@ export class Aggregator {
   private open = new Map<string, Bucket>();
   /** Earliest end of an open bucket: ticks before it (plus grace) have nothing to close. */
   private nextDue = Infinity;
+  /** the minute `add` saw last, the metrics it keeps (as a set), each device's bucket keys: made once, not per reading */
+  private minute = { start: 0, end: 0 };
+  private known: { of: readonly string[] | undefined; set: Set<string> } = { of: undefined, set: new Set() };
+  private readonly keys = new Map<string, Map<string, string>>();
 
   constructor(
     private readonly timeZone: string,
@@ -97,11 +101,18 @@ export class Aggregator {
   /** Take a reading; returns the aggregates its arrival closed. */
   add(r: Reading): Aggregate[] {
     const out: Aggregate[] = [];
-    const { start, end } = periodBounds('minute', r.ts, this.timeZone);
-    for (const metric of this.metrics ?? metricNames()) {
-      const flag = r.flags[metric];
-      if (flag === undefined) continue;
-      const key = `${r.device}\u0000${metric}\u0000minute`;
+    // the minute of the previous reading, most often this one's too
+    if (!(r.ts >= this.minute.start && r.ts < this.minute.end)) this.minute = periodBounds('minute', r.ts, this.timeZone);
+    const { start, end } = this.minute;
+    const names = this.metrics ?? metricNames();
+    if (names !== this.known.of) this.known = { of: names, set: new Set(names) };
+    let keys = this.keys.get(r.device);
+    if (!keys) this.keys.set(r.device, (keys = new Map()));
+    for (const metric in r.flags) {
+      if (!this.known.set.has(metric)) continue;
+      const flag = r.flags[metric]!;
+      let key = keys.get(metric);
+      if (key === undefined) keys.set(metric, (key = `${r.device}\u0000${metric}\u0000minute`));
       let b = this.open.get(key);
       if (b && b.start !== start) {
         if (r.ts < b.start) continue; // late sample of a closed minute

@@ -18,7 +18,7 @@ import { ConfigApplier, startingConfig, type ApplyHost, type ApplyMeta, type App
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
 import type { RawReading } from './poller.js';
-import { commFailure, flagValues, type Reading } from './reading.js';
+import { commFailure, flagValues, telemetryBody, type Reading } from './reading.js';
 import { RulesEngine, type OutputCommand, type RuleEvent } from './rules/engine.js';
 import { Aggregator } from './aggregates.js';
 import type { Hj212Uplink } from './hj212/uplink.js';
@@ -254,26 +254,26 @@ export class Gateway extends EventEmitter implements ApplyHost {
   private onReading(raw: RawReading): void {
     const rt = this.rt;
     const cfg = rt.deviceConfig.get(raw.device);
-    const reading: Reading = { device: raw.device, ts: Date.parse(raw.ts), values: raw.values, flags: flagValues(raw.values, cfg?.ranges ?? {}) };
+    const reading: Reading = { device: raw.device, ts: raw.ms ?? Date.parse(raw.ts), values: raw.values, flags: flagValues(raw.values, cfg?.ranges ?? {}) };
     rt.outputs.onReading(reading);
-    // only readings the rules use (sources and inputs) need an evaluation now; the tick covers time
+    // only readings the rules use need an evaluation now; the tick covers time and publishes the state
     if (rt.ruleDevices.has(raw.device)) {
       this.engine.ingest(reading, this.clock.monoOf(reading.ts));
-      this.evaluate();
+      this.evaluate(false);
     }
-    this.storeReading(reading);
+    this.storeReading(reading, raw.ts);
   }
 
   private onReadError(device: string, _e: DriverError): void {
     this.storeReading(commFailure(device, this.now(), this.rt.metricsOfDevice.get(device) ?? []));
   }
 
-  private storeReading(r: Reading): void {
+  private storeReading(r: Reading, iso?: string): void {
     this.latest.observe(r, this.rt.sources);
     const closed = this.aggregator.add(r);
     if (closed.length) this.reports.closed(closed);
     const up = this.rt.report.pass(r); // the uplink's share (report strategies); the rest above saw every poll
-    if (up) this.batch.add('telemetry', JSON.stringify({ ts: new Date(up.ts).toISOString(), device: up.device, values: up.values, flags: up.flags, ...this.clock.recordFlag }), up);
+    if (up) this.batch.add('telemetry', telemetryBody(up, up.ts === r.ts ? iso : undefined, this.clock.recordFlag), up);
   }
 
   /** @internal */
@@ -298,8 +298,8 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.publishState();
   }
 
-  /** Run the rules (and, once a second, the clocks of the data path). */
-  private evaluate(): void {
+  /** Run the rules, then (the tick, not a reading) the data path's clocks once a second, the state and the light. */
+  private evaluate(tick = true): void {
     if (this.stopped) return;
     try {
       this.handle(this.engine.evaluate(this.clock.mono()));
@@ -309,6 +309,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
     }
     this.safety.rulesRan();
     this.counters.evaluations++;
+    if (!tick) return;
     const mono = this.clock.mono();
     if (mono - this.lastAggTick >= 1000) {
       this.lastAggTick = mono;
@@ -319,11 +320,10 @@ export class Gateway extends EventEmitter implements ApplyHost {
         for (const u of this.uplinks) u.tick?.(now);
       });
       this.storage.tick();
+      // what changes without an event or a switch (both publish at once): once a second is enough
+      this.dataPath('state', () => this.publishState());
     }
-    this.dataPath('state', () => {
-      this.publishState();
-      this.view.updateLight();
-    });
+    this.dataPath('light', () => this.view.updateLight());
   }
 
   /** Run a data-path job; its failure is logged (once per message), never thrown into the control path. */
@@ -374,7 +374,6 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.evaluate();
     return res;
   }
-
 
   // ---------------------------------------------------------------- state (state-view.ts), reports (reports.ts)
 

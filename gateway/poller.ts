@@ -12,6 +12,8 @@ import type { Logger } from './log.js';
 export interface RawReading {
   device: string;
   ts: string;
+  /** `ts` in ms since the epoch (the number it was made from) */
+  ms?: number;
   values: Values;
 }
 
@@ -93,7 +95,8 @@ export class Poller extends EventEmitter {
     let error: DriverError | undefined;
     try {
       const values = await d.read();
-      reading = { device: d.id, ts: new Date(this.now()).toISOString(), values };
+      const ms = this.now();
+      reading = { device: d.id, ts: new Date(ms).toISOString(), ms, values };
     } catch (e) {
       error = e as DriverError;
     }

@@ -66,6 +66,20 @@ export class ReportFilter {
   /** What of this poll goes to the uplink: a reading with the metrics to send, or nothing. */
   pass(r: Reading): Reading | undefined {
     this.counters.polled++;
+    // every metric of this poll sent as it is (the analog default): the reading itself, nothing to track
+    let n = 0;
+    for (const k in r.flags) {
+      if (this.ruleOf(r.device, k).strategy !== 'every') return this.filter(r);
+      n++;
+    }
+    this.counters.metricsPolled += n;
+    if (!n) return undefined;
+    this.counters.metricsSent += n;
+    this.counters.sent++;
+    return r;
+  }
+
+  private filter(r: Reading): Reading | undefined {
     let dev = this.state.get(r.device);
     if (!dev) this.state.set(r.device, (dev = new Map()));
     const values: Record<string, number> = {};

@@ -295,6 +295,8 @@ export class Store implements RecordBuffer {
 
   /** The next batch as the text to publish (the uplink's way: whole segments joined, no record split apart). */
   nextText(afterSeq: number, max: number): RecordBatch | undefined {
+    // nothing was written after it (the uplink asks once more after each batch it took): no query
+    if (afterSeq >= this.table.lastSeq) return undefined;
     return this.table.batch(afterSeq, max);
   }
 
