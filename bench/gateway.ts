@@ -1,7 +1,7 @@
 /** Gateway benchmarks: the drain to a real broker, buffer writes, and the load of 50 devices. */
 import Database from 'better-sqlite3';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,14 +46,22 @@ function publishAll(client: mqtt.MqttClient, messages: string[], inFlight: numbe
 }
 
 /**
- * Before a drain trial: the disk written back (the fill of 30 MB is set-up, and the kernel writing it
- * out during the next trial, whichever side that is, made both sides bimodal on the 2-core CI machine).
+ * After filling a store for a drain trial: its files written out (the fill of 30 MB is set-up; the
+ * kernel writing it back during the timed drain made the row bimodal on the 2-core CI machine). An
+ * fsync in the process, not sync(1): a child process costs the parent a page fault on every page of
+ * its heap it writes next (copy-on-write after fork), which landed on the drain.
  */
-function settle(): void {
-  try {
-    execFileSync('sync');
-  } catch {
-    /* no sync(1): the trial runs as it is */
+function settle(file: string): void {
+  for (const f of [file, `${file}-wal`]) {
+    let fd: number | undefined;
+    try {
+      fd = openSync(f, 'r+');
+      fsyncSync(fd);
+    } catch {
+      /* no such file: nothing to write out */
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
   }
 }
 
@@ -70,9 +78,10 @@ export async function drain(): Promise<Result[]> {
     const mqttCfg = resolveConfig({ gateway: { id: 'bench-gw' }, mqtt: { url: mq.url, maxBatch: 500, maxPerS: 0 } }).config.mqtt;
     // dustgate: a filled store; time from connect to every record acknowledged (and deleted)
     const ours = async (count: number) => {
-      const store = new Store({ path: path.join(tmp('drain'), 'buffer.db'), maxMB: 2048 });
+      const file = path.join(tmp('drain'), 'buffer.db');
+      const store = new Store({ path: file, maxMB: 2048 });
       for (let i = 0; i < count; i += 5000) store.append('telemetry', bodies.slice(i, Math.min(count, i + 5000)));
-      settle();
+      settle(file);
       const up = new MqttUplink({ mqtt: mqttCfg, gatewayId: 'bench-gw', store, logger: pino({ level: 'silent' }), version: 'bench', startedAt: new Date().toISOString() });
       const t0 = performance.now();
       await new Promise<void>((resolve) => {
@@ -93,7 +102,6 @@ export async function drain(): Promise<Result[]> {
     // bare mqtt.js: the same readings, one per message, QoS 1, up to 1000 in flight (MQTT has 65,535
     // packet ids, so a loop cannot hand over 100,000 at once: mqtt.js stalls)
     const bare = async (count: number) => {
-      settle();
       const t1 = performance.now();
       const client = await mqtt.connectAsync(mq.url, { clientId: 'bench-bare' });
       await publishAll(client, texts.slice(0, count), 1000);
@@ -106,7 +114,6 @@ export async function drain(): Promise<Result[]> {
     // acks and deletes cost on top of the publishing itself
     const batched = async (count: number) => {
       const per = mqttCfg.maxBatch;
-      settle();
       const t1 = performance.now();
       // the messages are built inside the timing, as any publisher builds what it sends (from readings already serialised)
       const messages: string[] = [];

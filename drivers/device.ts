@@ -176,10 +176,13 @@ export class DeviceClient extends DeviceHealth implements GatewayDevice {
     super(opts);
     this.unit = opts.unit ?? definition.defaults.unit ?? 1;
     this.blocks = definition.kind === 'modbus' ? planReads(definition.registers) : [];
+    this.context = Object.freeze({ device: this.id, unit: this.unit });
   }
 
+  /** what every error of this device carries (made once: it goes with every request) */
+  private readonly context: Readonly<Record<string, unknown>>;
   protected get ctx() {
-    return { device: this.id, unit: this.unit };
+    return this.context;
   }
 
   /** Read every metric (and channel) of the device once. */

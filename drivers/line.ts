@@ -112,7 +112,7 @@ export class Line extends EventEmitter {
         this.counters.opens++;
         this.reopener.reset();
         this.lastOpenError = undefined;
-        this.rx = Buffer.alloc(0);
+        this.rx = EMPTY;
         this.setState('open');
       })
       .catch((e: unknown) => {
@@ -161,11 +161,24 @@ export class Line extends EventEmitter {
 
   /** Queue an exchange; it runs when every earlier one is done. Fails fast with `closed` while the line is down. */
   transact<T>(ex: Exchange<T>): Promise<T> {
+    if (!this.busy && !this.queue.length) {
+      // nothing waiting: straight onto the wire (no promise and closure of a queue entry per request)
+      this.busy = true;
+      const p = this.runExchange(ex);
+      p.then(this.next, this.next);
+      return p;
+    }
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run: () => this.runExchange(ex).then(resolve, reject) });
       this.pump();
     });
   }
+
+  /** The exchange on the wire is done: the next one. */
+  private readonly next = () => {
+    this.busy = false;
+    this.pump();
+  };
 
   /** Requests waiting behind the one on the wire. */
   get queued(): number {
@@ -177,10 +190,7 @@ export class Line extends EventEmitter {
     const job = this.queue.shift();
     if (!job) return;
     this.busy = true;
-    void job.run().finally(() => {
-      this.busy = false;
-      this.pump();
-    });
+    void job.run().then(this.next, this.next);
   }
 
   private runExchange<T>(ex: Exchange<T>): Promise<T> {
@@ -196,7 +206,7 @@ export class Line extends EventEmitter {
     if (this._state !== 'open') return Promise.reject(new DriverError('closed', `${this.address} is not open`, { bus: this.id }));
     if (this.rx.length) {
       this.counters.staleBytes += this.rx.length; // late replies and line noise from before this request
-      this.rx = Buffer.alloc(0);
+      this.rx = EMPTY;
     }
     return new Promise<T>((resolve, reject) => {
       let settled = false;
@@ -221,7 +231,7 @@ export class Line extends EventEmitter {
         }
         const r = ex.parse(this.rx);
         if (r && 'done' in r) {
-          this.rx = Buffer.alloc(0);
+          this.rx = EMPTY;
           finish(() => resolve(r.done));
         } else if (r && 'fail' in r) {
           finish(() => reject(r.fail));
@@ -237,6 +247,9 @@ export class Line extends EventEmitter {
     });
   }
 }
+
+/** an empty receive buffer (never written to: received bytes make a new one) */
+const EMPTY = Buffer.alloc(0);
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -21,8 +21,18 @@ type Run = (cmd: string, args: string[]) => Promise<string>;
 const run: Run = (cmd, args) =>
   new Promise((resolve, reject) => execFile(cmd, args, { timeout: 3000, encoding: 'utf8' }, (err, stdout) => (err ? reject(err) : resolve(stdout))));
 
+/** Tools this box does not have (ENOENT once): not started again every minute (each start forks the whole gateway). */
+const missing = new Set<string>();
+const runKnown: Run = (cmd, args) =>
+  missing.has(cmd)
+    ? Promise.reject(new Error(`${cmd}: not installed`))
+    : run(cmd, args).catch((e: unknown) => {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') missing.add(cmd);
+        throw e;
+      });
+
 export async function probeClockSync(o: { run?: Run; flagFile?: string } = {}): Promise<SyncState> {
-  const exec = o.run ?? run;
+  const exec = o.run ?? runKnown;
   try {
     const v = (await exec('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'])).trim();
     if (v === 'yes' || v === 'no') return { synced: v === 'yes', source: 'timedatectl', detail: `NTPSynchronized=${v}` };

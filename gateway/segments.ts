@@ -213,8 +213,7 @@ export class SegmentTable {
     const take: { r: SegHead; lo: number; hi: number }[] = [];
     let code: string | undefined;
     let count = 0;
-    // at most 64 rows' heads at once (a batch of up to 500 records is 10 full rows; 64 single-record rows make a smaller batch)
-    for (const r of this.st.heads.all({ a: afterSeq, n: Math.max(1, Math.min(max, 64)) }) as SegHead[]) {
+    for (const r of this.st.heads.iterate({ a: afterSeq, n: Math.max(1, max) }) as IterableIterator<SegHead>) {
       code ??= r.kind;
       if (r.kind !== code) break;
       const lo = Math.max(r.first, afterSeq + 1);

@@ -4,12 +4,13 @@ import type { Exchange } from '../line.js';
 import { decodeResponse, encodeRequest, type ModbusRequest, type ModbusResult } from './pdu.js';
 
 export function encodeMbap(transactionId: number, unit: number, pdu: Buffer): Buffer {
-  const head = Buffer.alloc(7);
-  head.writeUInt16BE(transactionId & 0xffff, 0);
-  head.writeUInt16BE(0, 2);
-  head.writeUInt16BE(pdu.length + 1, 4);
-  head[6] = unit;
-  return Buffer.concat([head, pdu]);
+  const frame = Buffer.allocUnsafe(7 + pdu.length);
+  frame.writeUInt16BE(transactionId & 0xffff, 0);
+  frame.writeUInt16BE(0, 2);
+  frame.writeUInt16BE(pdu.length + 1, 4);
+  frame[6] = unit;
+  pdu.copy(frame, 7);
+  return frame;
 }
 
 export type MbapFrame = { transactionId: number; unit: number; pdu: Buffer; length: number };
