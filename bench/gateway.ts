@@ -75,11 +75,13 @@ export async function drain(): Promise<Result[]> {
     const bodies = readingBodies(likeN);
     const texts = bodies.map((b, i) => withSeq({ seq: i + 1, kind: 'telemetry', body: b }));
     // unpaced (maxPerS 0): the drain's own speed, not the fleet pacing's ceiling
-    const mqttCfg = resolveConfig({ gateway: { id: 'bench-gw' }, mqtt: { url: mq.url, maxBatch: 500, maxPerS: 0 } }).config.mqtt;
+    const resolved = resolveConfig({ gateway: { id: 'bench-gw' }, mqtt: { url: mq.url, maxBatch: 500, maxPerS: 0 } }).config;
+    const mqttCfg = resolved.mqtt;
     // dustgate: a filled store; time from connect to every record acknowledged (and deleted)
     const ours = async (count: number) => {
       const file = path.join(tmp('drain'), 'buffer.db');
-      const store = new Store({ path: file, maxMB: 2048 });
+      // acknowledged records deleted together, as the gateway's store does (storage.commitMs after the first ack)
+      const store = new Store({ path: file, maxMB: 2048, ackDelayMs: resolved.storage.commitMs });
       for (let i = 0; i < count; i += 5000) store.append('telemetry', bodies.slice(i, Math.min(count, i + 5000)));
       settle(file);
       const up = new MqttUplink({ mqtt: mqttCfg, gatewayId: 'bench-gw', store, logger: pino({ level: 'silent' }), version: 'bench', startedAt: new Date().toISOString() });
