@@ -76,7 +76,8 @@ export class Poller extends EventEmitter {
     const timer = setTimeout(() => {
       const started = this.mono();
       this.due.set(d.id, { at: started, inFlight: true });
-      const p = this.pollOnce(d).then(() => {
+      const p: Promise<void> = this.pollOnce(d).then(() => {
+        this.inFlight.delete(p);
         this.completed++;
         this.firstDone.add(d.id);
         // keep the cadence: the next poll is due pollMs after this one started
@@ -84,7 +85,6 @@ export class Poller extends EventEmitter {
         this.schedule(d, Math.min(d.nextDelayMs(), Math.max(0, d.nextDelayMs() - elapsed)));
       });
       this.inFlight.add(p);
-      void p.finally(() => this.inFlight.delete(p));
     }, delay);
     this.timers.set(d.id, timer);
   }

@@ -26,9 +26,16 @@ export class LatestValues {
   readonly bySource: Record<string, { v: number; flag: Flag }> = {};
   readonly history: Record<string, [number, number][]> = {};
 
+  /** the source metrics of each device, worked out once per `sources` (not for every reading) */
+  private metricsOf: { of: object; byDevice: Map<string, string[]> } | undefined;
+
   observe(r: Reading, sources: Partial<Record<string, string>>): void {
-    for (const [metric, dev] of Object.entries(sources)) {
-      if (dev !== r.device) continue;
+    if (this.metricsOf?.of !== sources) {
+      const byDevice = new Map<string, string[]>();
+      for (const [metric, dev] of Object.entries(sources)) if (dev !== undefined) byDevice.set(dev, [...(byDevice.get(dev) ?? []), metric]);
+      this.metricsOf = { of: sources, byDevice };
+    }
+    for (const metric of this.metricsOf.byDevice.get(r.device) ?? []) {
       const v = r.values[metric];
       const flag = r.flags[metric];
       if (v !== undefined && flag) {

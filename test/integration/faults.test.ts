@@ -143,3 +143,35 @@ describe('an adapter that disappears and comes back', () => {
     expect((await head.read()).temperature).toBe(12.5);
   });
 });
+
+describe('a Modbus TCP peer that drops the connection', () => {
+  it('fails the request in flight as closed at once (not after the timeout), and the line reconnects', async () => {
+    const { createServer } = await import('node:net');
+    const { Bus } = await import('../../drivers/bus.js');
+    const { DeviceClient } = await import('../../drivers/device.js');
+    const { getDefinition } = await import('../../drivers/devices/index.js');
+    // the far end: takes the connection, and drops it (reset) when the first request arrives
+    let connections = 0;
+    const server = createServer((s) => {
+      connections++;
+      s.once('data', () => s.resetAndDestroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as { port: number }).port;
+    const bus = new Bus({ id: 'eth', type: 'tcp', host: '127.0.0.1', port, timeoutMs: 3000 }, { reopenInitialMs: 50, reopenMaxMs: 200 });
+    try {
+      await bus.start();
+      const head = new DeviceClient(bus, getDefinition('cwt-weather-station'), { id: 'head', unit: 1 });
+      const t0 = performance.now();
+      const err = await head.read().then(() => undefined, (e: unknown) => e as DriverError);
+      expect(err?.code).toBe('closed');
+      expect(performance.now() - t0).toBeLessThan(1500);
+      expect(head.counters.closed).toBe(1);
+      // and it connects again by itself
+      await waitFor(() => connections >= 2 && bus.line.state === 'open', 5000);
+    } finally {
+      await bus.stop();
+      server.close();
+    }
+  });
+});
