@@ -35,8 +35,7 @@ export function commFailure(device: string, ts: number, metrics: string[]): Read
 
 /** A reading's telemetry record (`iso`: its time as text, if made already; `mark`: the clock's flag, if any). */
 export function telemetryBody(r: Reading, iso: string | undefined, mark: Readonly<Record<string, string>>): string {
-  const ts = iso ?? new Date(r.ts).toISOString();
-  return JSON.stringify(mark.clock === undefined ? { ts, device: r.device, values: r.values, flags: r.flags } : { ts, device: r.device, values: r.values, flags: r.flags, ...mark });
+  return JSON.stringify({ ts: iso ?? new Date(r.ts).toISOString(), device: r.device, values: r.values, flags: r.flags, ...mark });
 }
 
 /** A value the rules may use (normal or over range, not a fault or a gap). */
