@@ -129,7 +129,7 @@ export async function drain(): Promise<Result[]> {
     // time ratio bare/ours: medianOfAlternating's "mine" is the bare loop here
     const m = await medianOfAlternating(() => ours(n), () => bare(n), 5);
     const mid = { ours: m.base, bare: m.mine };
-    const like = await medianOfAlternating(() => ours(likeN), () => batched(likeN), quick ? 9 : 15);
+    const like = await medianOfAlternating(() => ours(likeN), () => batched(likeN), quick ? 15 : 21);
     return [
       {
         name: `drain ${n} readings to mosquitto (QoS 1)`,
