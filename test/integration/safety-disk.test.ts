@@ -118,6 +118,10 @@ describe('disk full', () => {
     gw.on('event', (e: Ev) => events.push(e));
     await gw.start();
     await waitFor(() => gw.counters.readings > 20, 10_000);
+    // opening gave up the reserve (256 KB): at 20 readings a second that is ten seconds and more of
+    // writes, on a loaded machine longer; the disk is taken to the last byte again, so the next
+    // commits fail now
+    fs.fill(0, 'filler-a2');
     await waitFor(() => !gw.storage.ok, 10_000);
     // frost still blocks a request, and the rules run
     sim.setValues('head', { temperature: 2 });
@@ -128,7 +132,7 @@ describe('disk full', () => {
     // stopped, on the full disk: the CLI says what is wrong and what to do (not just "disk I/O error")
     await gw.stop();
     expect(sim.device('relays')!.overrides.ch1).toBe(0);
-    fs.fill(0, 'filler-b'); // what the reserve gave back is taken too
+    fs.fill(0, 'filler-b'); // and whatever room the evictions made
     const cfgFile = path.join(tempDir('diskfull-cli'), 'site.json');
     writeFileSync(cfgFile, JSON.stringify({ ...cfg, storage: { path: path.join(fs.dir, 'buffer.db'), maxMB: 64 } }));
     // with its WAL index still there the buffer reads on a full disk; without it SQLite must make one, and cannot
