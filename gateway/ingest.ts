@@ -119,6 +119,8 @@ export class Ingest {
       keepalive: 30,
       reconnectPeriod: 1000,
       reconnectOnConnackError: true,
+      // no table of 65,536 ready-made packet-id buffers (about 6 MB of heap): see gateway/uplink/mqtt.ts
+      writeCache: false,
       ...(o.username ? { username: o.username, password: o.password } : {}),
       ...(o.ca ? { ca: readFileSync(o.ca) } : {}),
     };
