@@ -118,6 +118,24 @@ describe('sweeping stop (Beaufort of the 2-minute mean)', () => {
     expect(meanOver(samples, 119_999, 120)).toBeCloseTo(16 / 3);
     expect(meanOver([], 0, 120)).toBeNull();
   });
+  it('a window in time order is scanned from its first sample: the same samples, bit for bit the same mean', () => {
+    // samples every 700 ms with values that do not add up exactly in floating point
+    const samples = Array.from({ length: 500 }, (_, i) => ({ t: i * 700, v: 0.1 + ((i * 7919) % 97) / 3 }));
+    for (const now of [0, 699, 700, 119_999, 120_000, 120_001, 200_050, 349_300, 349_301, 400_000])
+      for (const w of [0.7, 1, 120, 300, 3600]) expect(meanOver(samples, now, w, true)).toBe(meanOver(samples, now, w));
+    expect(meanOver(samples, -1, 120, true)).toBeNull();
+    expect(meanOver([{ t: 5, v: 1 }], 5, 120, true)).toBe(1);
+  });
+  it('samples stamped before the last one (out of order) do not hide the window from its mean', () => {
+    const e = engineAt(0);
+    e.ingest(head(100_000, { windSpeed: 9.2 }));
+    e.ingest(head(190_000, { windSpeed: 9.2 }));
+    // late: stamped before the window of the mean at 200 s (80 s, 200 s]; a bisection that took the window as sorted would start past them and find nothing
+    e.ingest(head(60_000, { windSpeed: 0.5 }));
+    e.ingest(head(60_000, { windSpeed: 0.5 }));
+    const stopped = e.evaluate(200_000).events.find((x) => x.type === 'sweeping_stopped');
+    expect(stopped).toMatchObject({ beaufort: 5, windMean: 9.2 });
+  });
 });
 
 describe('dust alarms with hysteresis', () => {
