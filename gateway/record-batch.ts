@@ -15,6 +15,7 @@ export interface BatchHost {
   readonly health: { overflow(ev: Eviction): void };
   readonly counters: { readings: number };
   emit(event: 'reading', r: Reading & { seq?: number }): boolean;
+  listenerCount(event: 'reading'): number;
   pumpUplinks(): void;
   /** runs a data-path job: its failure is logged, never thrown (a timer must not take the process down) */
   dataPath(what: string, job: () => void): void;
@@ -64,10 +65,12 @@ export class RecordBatch {
         run.map((p) => p.body),
         run[0]!.kind,
       );
+      // the copy with its seq is made only for a listener (tests, embedders): the gateway itself has none
+      const listened = this.host.listenerCount('reading') > 0;
       run.forEach((p, k) => {
         if (!p.reading) return;
         this.host.counters.readings++;
-        this.host.emit('reading', { ...p.reading, seq: seqs[k] });
+        if (listened) this.host.emit('reading', { ...p.reading, seq: seqs[k] });
       });
       if (eviction) this.host.health.overflow(eviction);
       i = j;

@@ -14,7 +14,6 @@ import {
   earthworkBanReason,
   effectiveRules,
   initialSweep,
-  meanOver,
   noiseLimits,
   sprinklerKind,
   sprinklingAllowed,
@@ -25,6 +24,7 @@ import {
   type Sample,
   type SweepState,
 } from './decisions.js';
+import { MeanWindows } from './windows.js';
 
 /** An output as the rules see it (the config's outputs have this shape and more). */
 export interface OutputSettings {
@@ -84,9 +84,7 @@ export class RulesEngine {
   private rules!: Rules;
   alertLevel: AlertLevel = 'none';
   private latest: Partial<Record<Metric, Sample>> = {};
-  private windows: Partial<Record<Metric, Sample[]>> = {};
-  /** windows whose samples are not in time order (a reading stamped before the one ingested last): their means scan the whole window */
-  private readonly unsorted = new Set<Metric>();
+  private readonly windows = new MeanWindows();
   private sweep: SweepState = initialSweep();
   private alarms: Record<AlarmMetric, AlarmLevel> = { pm10: 'none', pm25: 'none', tsp: 'none', noise: 'none' };
   readonly alarmValues: Partial<Record<AlarmMetric, number>> = {};
@@ -159,9 +157,7 @@ export class RulesEngine {
       if (v === undefined || !usable(r.flags[m])) continue;
       const s = { t: at, v };
       this.latest[m] = s;
-      const w = (this.windows[m] ??= []);
-      if (w.length && at < w[w.length - 1]!.t) this.unsorted.add(m);
-      w.push(s);
+      this.windows.push(m, s);
     }
     for (const [name, input] of Object.entries(this.cfg.inputs)) {
       if (input.device !== r.device) continue;
@@ -172,10 +168,6 @@ export class RulesEngine {
       this.inputs[name] = state;
       if (edge?.rising && input.kind === 'video-trigger') this.emit({ type: 'video_trigger', ts: at, input: name, edgeAt: new Date(this.wallOf(edge.at)).toISOString() });
     }
-  }
-
-  private mean(m: Metric, now: number, windowS: number): number | null {
-    return meanOver(this.windows[m] ?? [], now, windowS, !this.unsorted.has(m));
   }
 
   private sourceOf(m: Metric): string | undefined {
@@ -214,14 +206,7 @@ export class RulesEngine {
   private prune(now: number): void {
     const r = this.rules;
     const keepS = Math.max(r.sweeping.windAverageS, r.dustAlarm.averageS, r.noise.averageS);
-    const from = now - keepS * 1000;
-    for (const m in this.windows) {
-      const w = this.windows[m as Metric]!;
-      let i = 0;
-      while (i < w.length && w[i]!.t <= from) i++;
-      if (i) w.splice(0, i);
-      if (!w.length) this.unsorted.delete(m as Metric);
-    }
+    this.windows.prune(now - keepS * 1000);
   }
 
   private sprinklers(): [string, 'road' | 'greenbelt'][] {
@@ -245,7 +230,7 @@ export class RulesEngine {
   }
 
   private sweeping(now: number, r: Rules): void {
-    const mean = this.mean('windSpeed', now, r.sweeping.windAverageS);
+    const mean = this.windows.mean('windSpeed', now, r.sweeping.windAverageS);
     const { state, change } = sweepStep(this.sweep, mean, now, r.sweeping);
     this.sweep = state;
     if (change) {
@@ -268,9 +253,9 @@ export class RulesEngine {
       this.emit({ type: 'dust_alarm', ts: now, state: res.change, level, metric, value: Math.round((mean ?? 0) * 100) / 100, threshold: res.threshold, ...extra });
       if (res.change !== 'cleared') changed.push(metric);
     };
-    for (const m of DUST_METRICS) check(m, this.mean(m, now, r.dustAlarm.averageS), r.dustAlarm[m]);
+    for (const m of DUST_METRICS) check(m, this.windows.mean(m, now, r.dustAlarm.averageS), r.dustAlarm[m]);
     const nl = noiseLimits(this.wallOf(now), this.cfg.timezone, r.noise);
-    check('noise', this.mean('noise', now, r.noise.averageS), { warn: nl.warn, clear: nl.clear }, { period: nl.period });
+    check('noise', this.windows.mean('noise', now, r.noise.averageS), { warn: nl.warn, clear: nl.clear }, { period: nl.period });
     // linkage on raise/escalate: pulse the camera outputs named in onWarn
     if (changed.length)
       for (const a of r.dustAlarm.onWarn) if (a !== 'spray' && this.cfg.outputs[a]) this.pulse(a, now, `dust_alarm_${changed[0]}`);
