@@ -21,10 +21,61 @@ import { eventText } from './event-text.js';
 import { formatTime, type Locale } from './i18n.js';
 import { explainRules } from './rule-explain.js';
 
+/**
+ * One metric's last hour for the page's chart: times and values in two typed rings (16 bytes a
+ * point; a `[ts, value]` array costs about 80 in V8's heap, about 3 MB an hour for ten metrics at
+ * 1 Hz). A point older than the newest one's time minus the span leaves when the next arrives; the
+ * ring doubles when an hour holds more points than it has room for (a faster poll), and keeps that size.
+ */
+export class HourSeries {
+  private ts = new Float64Array(64);
+  private vs = new Float64Array(64);
+  private head = 0;
+  length = 0;
+
+  constructor(private readonly spanMs = 3600_000) {}
+
+  push(t: number, v: number): void {
+    const cap = this.ts.length;
+    while (this.length && this.ts[this.head]! < t - this.spanMs) {
+      this.head = (this.head + 1) % cap;
+      this.length--;
+    }
+    if (this.length === cap) this.grow();
+    const i = (this.head + this.length) % this.ts.length;
+    this.ts[i] = t;
+    this.vs[i] = v;
+    this.length++;
+  }
+
+  private grow(): void {
+    const ts = new Float64Array(this.ts.length * 2);
+    const vs = new Float64Array(this.vs.length * 2);
+    for (let k = 0; k < this.length; k++) {
+      const i = (this.head + k) % this.ts.length;
+      ts[k] = this.ts[i]!;
+      vs[k] = this.vs[i]!;
+    }
+    this.ts = ts;
+    this.vs = vs;
+    this.head = 0;
+  }
+
+  /** Oldest first, as `[ts, value]` pairs (what the page draws). */
+  points(): [number, number][] {
+    const out = new Array<[number, number]>(this.length);
+    for (let k = 0; k < this.length; k++) {
+      const i = (this.head + k) % this.ts.length;
+      out[k] = [this.ts[i]!, this.vs[i]!];
+    }
+    return out;
+  }
+}
+
 /** The latest usable value of each source metric (HJ 212 real-time data) and its last hour (the page's chart). */
 export class LatestValues {
   readonly bySource: Record<string, { v: number; flag: Flag }> = {};
-  readonly history: Record<string, [number, number][]> = {};
+  readonly history: Record<string, HourSeries> = {};
 
   /** the source metrics of each device, worked out once per `sources` (not for every reading) */
   private metricsOf: { of: object; byDevice: Map<string, string[]> } | undefined;
@@ -40,11 +91,16 @@ export class LatestValues {
       const flag = r.flags[metric];
       if (v !== undefined && flag) {
         this.bySource[metric] = { v, flag };
-        const h = (this.history[metric] ??= []);
-        h.push([r.ts, v]);
-        while (h.length && h[0]![0] < r.ts - 3600_000) h.shift();
+        (this.history[metric] ??= new HourSeries()).push(r.ts, v);
       } else if (flag) delete this.bySource[metric];
     }
+  }
+
+  /** Each metric's last hour as `[ts, value]` pairs. */
+  lastHour(): Record<string, [number, number][]> {
+    const out: Record<string, [number, number][]> = {};
+    for (const [m, s] of Object.entries(this.history)) out[m] = s.points();
+    return out;
   }
 }
 
@@ -164,7 +220,7 @@ export class StateView {
       },
       /** What the boards' status lights show (null: no board has one). */
       light: this.gw.rt.lights.length ? this.lightPattern() : null,
-      ...(withHistory ? { history: this.gw.latest.history } : {}),
+      ...(withHistory ? { history: this.gw.latest.lastHour() } : {}),
     };
   }
 
