@@ -24,6 +24,16 @@ export function sprinklerKind(name: string, o: { kind?: 'road' | 'greenbelt' }):
   return o.kind ?? (name === 'sprinkler' ? 'road' : undefined);
 }
 
+/** The sprinkler outputs of a config and their kinds, in the config's order. */
+export function sprinklersOf(outputs: Record<string, { kind?: 'road' | 'greenbelt' }>): [string, 'road' | 'greenbelt'][] {
+  const list: [string, 'road' | 'greenbelt'][] = [];
+  for (const [name, o] of Object.entries(outputs)) {
+    const k = sprinklerKind(name, o);
+    if (k) list.push([name, k]);
+  }
+  return list;
+}
+
 /** May a sprinkler of `kind` be on? Unknown (missing or older than tempMaxAgeS) blocks: fail safe. */
 export function sprinklingAllowed(
   kind: 'road' | 'greenbelt',

@@ -16,6 +16,7 @@ import {
   initialSweep,
   noiseLimits,
   sprinklerKind,
+  sprinklersOf,
   sprinklingAllowed,
   sweepStep,
   type AlarmLevel,
@@ -110,6 +111,7 @@ export class RulesEngine {
   /** Apply a (new) config; the rule state (means, alarms, outputs) carries over. */
   configure(cfg: EngineConfig, now: number): void {
     this.cfg = cfg;
+    this.sprinklerList = undefined;
     this.rules = effectiveRules(cfg.rules, this.alertLevel);
     for (const name of Object.keys(cfg.outputs)) this.outputs[name] ??= { on: false, since: now, offSince: null, offAt: null };
     for (const name of Object.keys(this.outputs)) if (!cfg.outputs[name]) delete this.outputs[name];
@@ -209,12 +211,13 @@ export class RulesEngine {
     this.windows.prune(now - keepS * 1000);
   }
 
-  private sprinklers(): [string, 'road' | 'greenbelt'][] {
-    return Object.entries(this.cfg.outputs).flatMap(([n, o]) => {
-      const k = sprinklerKind(n, o);
-      return k ? [[n, k] as [string, 'road' | 'greenbelt']] : [];
-    });
+  /** The sprinklers of the config (worked out again for each config: the frost check asks four times a second). */
+  private sprinklers(): readonly [string, 'road' | 'greenbelt'][] {
+    const outs = this.cfg.outputs;
+    if (this.sprinklerList?.of !== outs) this.sprinklerList = { of: outs, list: sprinklersOf(outs) };
+    return this.sprinklerList.list;
   }
+  private sprinklerList: { of: object; list: [string, 'road' | 'greenbelt'][] } | undefined;
 
   /** Frost interlock: a sprinkler that is on while blocked goes off at once. */
   private frost(now: number): void {

@@ -86,6 +86,22 @@ describe('frost interlock', () => {
   });
 });
 
+describe('a config change under a running relay', () => {
+  it('an output that becomes a sprinkler in a new config is under the frost interlock at once', () => {
+    const c = loaded().config;
+    const base = { rules: c.rules, inputs: c.inputs, sources: { temperature: 'head' }, timezone: TZ };
+    const e = new RulesEngine({ ...base, outputs: { ...c.outputs, mist: { device: 'relays', channel: 5 } } }, 0);
+    e.ingest(head(0, { temperature: 10 }));
+    expect(e.request('mist', true, 1000)).toEqual({ ok: true });
+    e.ingest(head(2000, { temperature: 2 }));
+    expect(e.evaluate(2000).events.filter((x) => x.type === 'sprinkler_stopped')).toEqual([]); // not a sprinkler (yet)
+    e.configure({ ...base, outputs: { ...c.outputs, mist: { device: 'relays', channel: 5, kind: 'road' } } }, 3000);
+    const out = e.evaluate(3000);
+    expect(out.events).toContainEqual(expect.objectContaining({ type: 'sprinkler_stopped', output: 'mist', reason: 'temperature_below_min' }));
+    expect(out.commands).toContainEqual(expect.objectContaining({ output: 'mist', on: false }));
+  });
+});
+
 describe('sweeping stop (Beaufort of the 2-minute mean)', () => {
   const cfg = RULES.sweeping;
   it('3.3 m/s (level 2) keeps sweeping, 3.4 m/s (level 3) stops it', () => {
