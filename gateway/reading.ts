@@ -18,7 +18,9 @@ export function flagValues(values: Values, ranges: Record<string, [number, numbe
   const flags: Record<string, Flag> = {};
   const PHYSICAL = physicalRanges();
   const DEFAULT_RANGES = defaultRanges();
-  for (const [k, v] of Object.entries(values)) {
+  // for…in, not Object.entries: no array of pairs for every reading
+  for (const k in values) {
+    const v = values[k]!;
     const phys = PHYSICAL[k];
     const range = ranges[k] ?? DEFAULT_RANGES[k];
     if (!Number.isFinite(v) || (phys && (v < phys[0] || v > phys[1]))) flags[k] = 'D';
