@@ -23,7 +23,7 @@ import { explainRules } from './rule-explain.js';
 
 /**
  * One metric's last hour for the page's chart: times and values in two typed rings (16 bytes a
- * point; a `[ts, value]` array costs about 80 in V8's heap, about 3 MB an hour for ten metrics at
+ * point; a `[ts, value]` array costs about 80 in V8's heap: 2.4 MB an hour for ten metrics at
  * 1 Hz). A point older than the newest one's time minus the span leaves when the next arrives; the
  * ring doubles when an hour holds more points than it has room for (a faster poll), and keeps that size.
  */
