@@ -6,7 +6,7 @@
  */
 import { roundFor } from './metrics.js';
 import { formatDuration, formatMonthDay, metricLabel, t, unitLabel, type Locale } from './i18n.js';
-import { DUST_METRICS, earthworkBanReason, noiseLimits, sprinklerKind } from './rules/decisions.js';
+import { DUST_METRICS, earthworkBanReason, noiseLimits, sprinklersOf } from './rules/decisions.js';
 import type { AlertLevel, Rules } from './rules/schema.js';
 
 export interface RuleFacts {
@@ -39,7 +39,7 @@ export function explainRules(locale: Locale, f: RuleFacts): RuleTexts {
   const r = f.rules;
   const s = f.snapshot;
   const tempUnit = unitLabel(locale, 'temperature', '°C');
-  const kind = Object.entries(f.outputs).map(([n, o]) => sprinklerKind(n, o)).find((k) => k !== undefined) ?? 'road';
+  const kind = sprinklersOf(f.outputs)[0]?.[1] ?? 'road';
   const min = kind === 'greenbelt' ? r.sprinkling.greenbeltMinTempC : r.sprinkling.minTempC;
   let sprinkling =
     s.sprinkling.temperature === null || s.sprinkling.reason === 'temperature_unknown'

@@ -31,27 +31,32 @@ export class HourSeries {
   private ts = new Float64Array(64);
   private vs = new Float64Array(64);
   private head = 0;
-  length = 0;
+  private n = 0;
 
   constructor(private readonly spanMs = 3600_000) {}
 
+  /** points held */
+  get length(): number {
+    return this.n;
+  }
+
   push(t: number, v: number): void {
     const cap = this.ts.length;
-    while (this.length && this.ts[this.head]! < t - this.spanMs) {
+    while (this.n && this.ts[this.head]! < t - this.spanMs) {
       this.head = (this.head + 1) % cap;
-      this.length--;
+      this.n--;
     }
-    if (this.length === cap) this.grow();
-    const i = (this.head + this.length) % this.ts.length;
+    if (this.n === cap) this.grow();
+    const i = (this.head + this.n) % this.ts.length;
     this.ts[i] = t;
     this.vs[i] = v;
-    this.length++;
+    this.n++;
   }
 
   private grow(): void {
     const ts = new Float64Array(this.ts.length * 2);
     const vs = new Float64Array(this.vs.length * 2);
-    for (let k = 0; k < this.length; k++) {
+    for (let k = 0; k < this.n; k++) {
       const i = (this.head + k) % this.ts.length;
       ts[k] = this.ts[i]!;
       vs[k] = this.vs[i]!;
@@ -63,8 +68,8 @@ export class HourSeries {
 
   /** Oldest first, as `[ts, value]` pairs (what the page draws). */
   points(): [number, number][] {
-    const out = new Array<[number, number]>(this.length);
-    for (let k = 0; k < this.length; k++) {
+    const out = new Array<[number, number]>(this.n);
+    for (let k = 0; k < this.n; k++) {
       const i = (this.head + k) % this.ts.length;
       out[k] = [this.ts[i]!, this.vs[i]!];
     }

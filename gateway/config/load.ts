@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { getDefinition } from '../../drivers/devices/index.js';
 import type { DeviceDefinition } from '../../drivers/devices/types.js';
 import { deepMerge } from '../deep-merge.js';
-import { sprinklerKind } from '../rules/decisions.js';
+import { sprinklersOf } from '../rules/decisions.js';
 import { FLOOR_SECTIONS, allowed, floorIssues, floorsOf, type Floors } from './floors.js';
 import { ALERT_LEVELS, AlertProfileSchema, ConfigSchema, RulesSchema, deepPartial, platformName, type Config, type Rules } from './schema.js';
 
@@ -354,7 +354,7 @@ function crossCheck(c: Config, warnings: ConfigIssue[]): ConfigIssue[] {
   }
   r.dustAlarm.onWarn.forEach((a, i) => {
     if (a === 'spray') {
-      if (!Object.entries(c.outputs).some(([n, o]) => sprinklerKind(n, o))) warnings.push({ path: `rules.dustAlarm.onWarn[${i}]`, message: 'no sprinkler output is configured: dust alarms will not spray' });
+      if (!sprinklersOf(c.outputs).length) warnings.push({ path: `rules.dustAlarm.onWarn[${i}]`, message: 'no sprinkler output is configured: dust alarms will not spray' });
     } else if (!c.outputs[a]) warnings.push({ path: `rules.dustAlarm.onWarn[${i}]`, message: `no output "${a}": dust alarms will not trigger it` });
   });
   if (c.http.bind !== '127.0.0.1' && c.http.bind !== 'localhost' && c.http.bind !== '::1' && !c.http.token)
