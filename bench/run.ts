@@ -110,7 +110,7 @@ async function tcpRate(): Promise<Result> {
       if (ok) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    const n = quick ? 4000 : 20000;
+    const n = quick ? 8000 : 20000;
 
     const bare = async () => {
       const client = new ModbusRTU();
