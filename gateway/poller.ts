@@ -72,10 +72,16 @@ export class Poller extends EventEmitter {
 
   private schedule(d: GatewayDevice, delay: number): void {
     if (!this.running) return;
-    this.due.set(d.id, { at: this.mono() + delay, inFlight: false });
+    // one entry per device, updated in place (not two new objects a poll)
+    let due = this.due.get(d.id);
+    if (!due) this.due.set(d.id, (due = { at: 0, inFlight: false }));
+    due.at = this.mono() + delay;
+    due.inFlight = false;
+    const entry = due;
     const timer = setTimeout(() => {
       const started = this.mono();
-      this.due.set(d.id, { at: started, inFlight: true });
+      entry.at = started;
+      entry.inFlight = true;
       const p: Promise<void> = this.pollOnce(d).then(() => {
         this.inFlight.delete(p);
         this.completed++;
