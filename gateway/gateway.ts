@@ -89,8 +89,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
   http: HttpServer | undefined;
   private lastAggTick = -Infinity;
   private tick: NodeJS.Timeout | undefined;
-  /** @internal */
-  started = false;
+  /** @internal */ started = false;
   private stopped = false;
   readonly startedAt: string;
   readonly counters = { readings: 0, events: 0, evictedTelemetry: 0, evictedEvents: 0, evaluations: 0 };
@@ -172,6 +171,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
       {
         onReading: (r) => this.onReading(r),
         onReadError: (id, e) => this.onReadError(id, e),
+        onCycleEnd: () => this.batch.cycleEnd(),
         onStatus: (device, status) => this.health.deviceStatus(device, status),
         onFault: (f) => this.health.outputFault(f),
       },
@@ -250,7 +250,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
 
   // ---------------------------------------------------------------- data path
 
-  /** A reading: the control path first (outputs, rules), then the data path (store, page, aggregates). */
+  /** A reading: the control path at once (outputs, rules), the data path (store, page, aggregates) with its cycle. */
   private onReading(raw: RawReading): void {
     const rt = this.rt;
     const cfg = rt.deviceConfig.get(raw.device);
@@ -261,11 +261,12 @@ export class Gateway extends EventEmitter implements ApplyHost {
       this.engine.ingest(reading, this.clock.monoOf(reading.ts));
       this.evaluate(false);
     }
-    this.storeReading(reading, raw.ts);
+    this.batch.hold(() => this.storeReading(reading, raw.ts)); // the data path: with its poll cycle
   }
 
   private onReadError(device: string, _e: DriverError): void {
-    this.storeReading(commFailure(device, this.now(), this.rt.metricsOfDevice.get(device) ?? []));
+    const r = commFailure(device, this.now(), this.rt.metricsOfDevice.get(device) ?? []);
+    this.batch.hold(() => this.storeReading(r));
   }
 
   private storeReading(r: Reading, iso?: string): void {

@@ -1,7 +1,8 @@
 /**
  * The poller turns devices into readings: each device is read every `pollMs` (or on its backoff
  * while offline). All devices of a line share the line's queue, so a dead device costs the line
- * one timeout per backoff step and never stalls the others.
+ * one timeout per backoff step and never stalls the others. 'idle': no read is in flight (a poll
+ * cycle has ended; the gateway writes its readings together).
  */
 import { EventEmitter } from 'node:events';
 import type { GatewayDevice } from '../drivers/device.js';
@@ -89,6 +90,7 @@ export class Poller extends EventEmitter {
         // keep the cadence: the next poll is due pollMs after this one started
         const elapsed = this.mono() - started;
         this.schedule(d, Math.min(d.nextDelayMs(), Math.max(0, d.nextDelayMs() - elapsed)));
+        if (!this.inFlight.size) this.emit('idle');
       });
       this.inFlight.add(p);
     }, delay);
@@ -123,6 +125,11 @@ export class Poller extends EventEmitter {
     let worst = 0;
     for (const d of this.due.values()) worst = Math.max(worst, now - d.at - (d.inFlight ? readAllowanceMs : 0));
     return worst;
+  }
+
+  /** Reads in flight now (0 when 'idle' is emitted). */
+  get readsInFlight(): number {
+    return this.inFlight.size;
   }
 
   /** Every device has finished its first poll (read or failed). */

@@ -38,6 +38,8 @@ export function engineInputs(c: Config): Config['inputs'] {
 export interface RuntimeHooks {
   onReading(r: RawReading): void;
   onReadError(device: string, e: DriverError): void;
+  /** no read in flight: the poll cycle's readings can be written */
+  onCycleEnd(): void;
   onStatus(device: string, status: string): void;
   onFault(f: OutputFault): void;
 }
@@ -110,6 +112,7 @@ export class Runtime {
     this.poller = new Poller([...this.devices.values()], { now: o.now, mono: o.mono, logger: o.logger });
     this.poller.on('reading', hooks.onReading);
     this.poller.on('read-error', hooks.onReadError);
+    this.poller.on('idle', hooks.onCycleEnd);
     this.poller.on('listener-error', (device: string, e: unknown) => o.logger.error({ device, err: String(e) }, `reading of ${device} not handled: ${String(e)}`));
   }
 

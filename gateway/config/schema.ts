@@ -170,7 +170,7 @@ export const ConfigSchema = z.strictObject({
       path: z.string().default('./data/buffer.db'),
       maxMB: numIn(0.01, 1_000_000, false).default(512),
       durability: oneOf(['normal', 'full']).default('normal'),
-      /** readings are written together every commitMs (one transaction: SD card wear); 0 writes each at once */
+      /** readings are written together every commitMs (one transaction: SD card wear), each held first until its poll cycle ends (≤ 250 ms); 0 writes each at once */
       commitMs: numIn(0, 10_000).default(1000),
     })
     .prefault({}),

@@ -47,6 +47,13 @@ describe('one dead device on a line of five', () => {
     poller.on('reading', (r: { device: string }) => readings[r.device]!.push(Date.now() - t0));
     const offline: string[] = [];
     for (const c of clients) c.on('status', (s: string) => s === 'offline' && offline.push(c.id));
+    // 'idle' (the gateway writes a cycle's readings then): once a cycle at least, never with a read in flight
+    let idles = 0;
+    let busyAtIdle = 0;
+    poller.on('idle', () => {
+      idles++;
+      busyAtIdle += rig!.bus.line.queued + poller.readsInFlight;
+    });
     poller.start();
     await new Promise((r) => setTimeout(r, runMs));
     await poller.stop();
@@ -61,6 +68,9 @@ describe('one dead device on a line of five', () => {
       expect(Math.max(...gaps), `${id} gaps ${gaps.join(',')}`).toBeLessThan(pollMs + 300);
     }
     expect(readings.noise).toHaveLength(0);
+    expect(idles).toBeGreaterThanOrEqual(cycles - 1);
+    expect(idles).toBeLessThanOrEqual(poller.completed);
+    expect(busyAtIdle).toBe(0);
     expect(offline).toEqual(['noise']);
     const noise = clients[2]!;
     expect(noise.counters.timeouts).toBeGreaterThanOrEqual(3);
