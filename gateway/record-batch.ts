@@ -44,6 +44,9 @@ export class RecordBatch {
   private timer: NodeJS.Timeout | undefined;
   private held: (() => void)[] = [];
   private holdTimer: NodeJS.Timeout | undefined;
+  private readonly afterCycle: (() => void)[] = [];
+  /** true while a cycle's held readings run (what they close can be reported once, after them) */
+  inCycle = false;
 
   constructor(
     private readonly host: BatchHost,
@@ -75,7 +78,18 @@ export class RecordBatch {
     const jobs = this.held;
     if (!jobs.length) return;
     this.held = [];
-    for (const job of jobs) this.host.dataPath('reading', job);
+    this.inCycle = true;
+    try {
+      for (const job of jobs) this.host.dataPath('reading', job);
+    } finally {
+      this.inCycle = false;
+    }
+    for (const fn of this.afterCycle) this.host.dataPath('cycle', fn);
+  }
+
+  /** Run `fn` after each cycle's held readings (the minutes they closed are saved in one go). */
+  onCycleDone(fn: () => void): void {
+    this.afterCycle.push(fn);
   }
 
   /** Write what waits, now (before events, at shutdown): held readings first. */

@@ -99,6 +99,18 @@ describe('record batch: a poll cycle written together', () => {
     expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
   });
 
+  it('runs the cycle-done hooks once after a cycle’s readings (inCycle while they run), not for an empty cycle', () => {
+    const { h } = host();
+    const batch = new RecordBatch(h, 1000);
+    const log: string[] = [];
+    batch.onCycleDone(() => log.push(`done inCycle=${batch.inCycle}`));
+    batch.hold(() => log.push(`a inCycle=${batch.inCycle}`));
+    batch.hold(() => log.push(`b inCycle=${batch.inCycle}`));
+    batch.cycleEnd();
+    batch.cycleEnd();
+    expect(log).toEqual(['a inCycle=true', 'b inCycle=true', 'done inCycle=false']);
+  });
+
   it('writes each reading at once with commitMs 0 (nothing held)', () => {
     const { h, store } = host();
     const batch = new RecordBatch(h, 0);
