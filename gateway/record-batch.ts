@@ -4,14 +4,14 @@
  * writes whole pages to the WAL, so a reading a time costs several KB. The control path never waits
  * for it (the rules saw the reading already); a reading gets its seq, is counted and handed to the
  * uplinks when its group is written. Events are written at once, and flush the group first, so
- * seqs keep the order things happened in. A crash loses at most `commitMs` of readings (events
- * none); `commitMs: 0` writes each reading on its own.
+ * seqs keep the order things happened in. A crash loses at most `commitMs` of readings, plus the
+ * cycle held (below, at most HOLD_MS; events none); `commitMs: 0` writes each reading on its own.
  *
  * Before that, a poll cycle's readings are held (`hold`) and taken into the group together when the
  * poller has no read in flight (`cycleEnd`), at most HOLD_MS after the first: the line's next request
  * goes out as soon as a reply is in, and the data path (page values, aggregates, the telemetry JSON)
- * runs once per cycle on warm code instead of between every two requests. Measured on the load
- * bench: a third less CPU (docs/benchmarks.md). The control path never waits for it: outputs and
+ * runs once per cycle on warm code instead of between every two requests (the load bench: about
+ * 8 % less CPU, docs/benchmarks.md). The control path never waits for it: outputs and
  * rules see each reading at once. Events flush the held readings first (seq order is unchanged).
  */
 import type { Reading } from './reading.js';
