@@ -12,6 +12,8 @@ export default defineConfig({
     // the CLI speaks the language of LC_ALL / LC_MESSAGES / LANG: tests run in English unless they set one
     env: { LANG: 'C.UTF-8', LC_ALL: '', LC_MESSAGES: '' },
     hookTimeout: 30_000,
+    // one temporary directory for the whole run, removed at its end (test/helpers/tmp-setup.ts)
+    globalSetup: ['test/helpers/tmp-setup.ts'],
     // Tests share loopback ports, ptys and child processes; two workers fit a 2-core CI box.
     pool: 'forks',
     maxWorkers: 2,

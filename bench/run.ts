@@ -22,7 +22,8 @@
  * Writes bench/results.json and prints a table. `--quick` runs shorter (CI).
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -147,18 +148,29 @@ async function tcpRate(): Promise<Result> {
   }
 }
 
+// every row's temporary files (databases, brokers, bundles) under one directory, removed at the end
+const TMP = mkdtempSync(path.join(os.tmpdir(), 'dustgate-bench-run-'));
+process.env.TMPDIR = TMP;
 const results: Result[] = [];
-results.push(await rtuEfficiency());
-results.push(await tcpRate());
-results.push(...(await drain()));
-results.push(await bufferWrites());
-results.push(...(await gatewayLoad()));
-results.push(await firmataSwitching());
-results.push(...(await cliStartup()));
-results.push(...(await diskWrites()));
-results.push(await arm64Rss());
-results.push(...(await uplinkBytes()));
-results.push(...(await fleetRecovery()));
+try {
+  results.push(await rtuEfficiency());
+  results.push(await tcpRate());
+  results.push(...(await drain()));
+  results.push(await bufferWrites());
+  results.push(...(await gatewayLoad()));
+  results.push(await firmataSwitching());
+  results.push(...(await cliStartup()));
+  results.push(...(await diskWrites()));
+  results.push(await arm64Rss());
+  results.push(...(await uplinkBytes()));
+  results.push(...(await fleetRecovery()));
+} finally {
+  try {
+    rmSync(TMP, { recursive: true, force: true, maxRetries: 3 });
+  } catch (e) {
+    console.error(`bench temp files: ${TMP} not fully removed: ${(e as Error).message}`);
+  }
+}
 
 const file = path.join(HERE, 'results.json');
 writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), quick, node: process.version, results }, null, 2) + '\n');
