@@ -9,7 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 
 export default function setup(): () => void {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'dustgate-test-run-'));
+  // once per run: every project of the config inherits this setup, and nesting would make paths too
+  // long for the Unix sockets in them (PostgreSQL's, Chromium's: 107 bytes at most); the name is short
+  if (process.env.DUSTGATE_TEST_TMP) return () => undefined;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dg-run-'));
+  process.env.DUSTGATE_TEST_TMP = dir;
   chmodSync(dir, 0o755); // a test may hand a subdirectory to another user (the PostgreSQL server)
   process.env.TMPDIR = dir; // the workers and every child process inherit it
   return () => {
