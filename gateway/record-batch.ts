@@ -54,6 +54,7 @@ export class RecordBatch {
   ) {}
 
   setCommitMs(ms: number): void {
+    this.cycleEnd(); // what is held goes first (with 0, later readings are written at once)
     this.commitMs = ms;
   }
 

@@ -111,6 +111,16 @@ describe('record batch: a poll cycle written together', () => {
     expect(log).toEqual(['a inCycle=true', 'b inCycle=true', 'done inCycle=false']);
   });
 
+  it('a change to commitMs 0 lets the held readings go first, so the order stays', () => {
+    const { h, store } = host();
+    const batch = new RecordBatch(h, 1000);
+    batch.hold(() => batch.add('telemetry', body(reading('a', 1)), reading('a', 1)));
+    batch.setCommitMs(0);
+    batch.hold(() => batch.add('telemetry', body(reading('b', 2)), reading('b', 2)));
+    batch.flush();
+    expect(devicesOf(store)).toEqual(['a', 'b']);
+  });
+
   it('writes each reading at once with commitMs 0 (nothing held)', () => {
     const { h, store } = host();
     const batch = new RecordBatch(h, 0);
