@@ -92,6 +92,9 @@ export interface ApplyHost {
   record(events: RuleEvent[]): void;
   publishConfig(): void;
   publishState(): void;
+  readonly started: boolean;
+  /** run the rules now (a new config's limits apply at once) */
+  evaluate(): void;
   dataPath(what: string, job: () => void): void;
   /** P/state goes out again on a new connection */
   readonly view: { forgetPublished(): void };
@@ -252,6 +255,7 @@ export class ConfigApplier {
       this.gw.version = this.gw.store.versions.add({ source: meta.source ?? 'remote', requestId: meta.requestId, baseHash: this.gw.loaded.fileHash ?? '', config: JSON.stringify(next.raw) });
     });
     this.gw.logger.info({ version: this.gw.version, requestId: meta.requestId }, 'config applied');
+    if (this.gw.started) this.gw.evaluate();
     this.gw.publishConfig();
     this.gw.publishState();
     return { ok: true, version: this.gw.version };

@@ -14,6 +14,7 @@ import { AggregateReports } from './reports.js';
 import { OutputSafety } from './output-safety.js';
 import { HealthEvents } from './health-events.js';
 import { RecordBatch } from './record-batch.js';
+import { RulesClock } from './rules-clock.js';
 import { ConfigApplier, startingConfig, type ApplyHost, type ApplyMeta, type ApplyResult, type ConfigChange } from './config-apply.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
@@ -48,7 +49,7 @@ export interface GatewayOptions {
   /** Firmata IO override (tests: the simulator's virtual board). */
   firmataIo?: FirmataIoFactory;
   logger?: Logger;
-  /** Real ms between rule evaluations when no reading arrives. */
+  /** Heartbeat of the rules and the data path's clocks (ms, default 1000; rules-clock.ts). */
   tickMs?: number;
   /** Bus reopen backoff (tests shorten it). */
   reopenMaxMs?: number;
@@ -88,7 +89,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
   readonly batch: RecordBatch;
   http: HttpServer | undefined;
   private lastAggTick = -Infinity;
-  private tick: NodeJS.Timeout | undefined;
+  private readonly rulesClock: RulesClock;
   /** @internal */ started = false;
   private stopped = false;
   readonly startedAt: string;
@@ -128,6 +129,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.view = new StateView(this);
     this.reports = new AggregateReports(this);
     this.safety = new OutputSafety(this);
+    this.rulesClock = new RulesClock({ periodMs: opts.tickMs ?? 1000, mono: () => this.clock.mono(), run: (beat) => this.evaluate(beat) });
     for (const w of this.loaded.warnings) this.logger.warn({ path: w.path }, `config: ${w.path}: ${w.message}`);
   }
 
@@ -154,9 +156,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
   }
 
   /** @internal */
-  makeUplink(c: Config): MqttUplink {
-    return mqttUplink(this, c);
-  }
+  makeUplink = (c: Config): MqttUplink => mqttUplink(this, c);
 
   /** Every uplink running: each consumes what it sends from the store itself (uplink/uplink.ts). */
   get uplinks(): Uplink[] {
@@ -171,7 +171,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
       {
         onReading: (r) => this.onReading(r),
         onReadError: (id, e) => this.onReadError(id, e),
-        onCycleEnd: () => this.batch.cycleEnd(),
+        onCycleEnd: () => void (this.batch.cycleEnd(), this.rulesClock.cycleEnd()),
         onStatus: (device, status) => this.health.deviceStatus(device, status),
         onFault: (f) => this.health.outputFault(f),
       },
@@ -211,7 +211,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.safety.reportStuck(stuck, 'start-up');
     this.logger.info({ outputs: this.rt.outputs.actual }, 'outputs off at start-up');
     this.rt.poller.start();
-    this.tick = setInterval(() => this.evaluate(), this.opts.tickMs ?? 250);
+    this.rulesClock.start();
     this.publishState();
   }
 
@@ -219,7 +219,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
   async stop(reason = 'shutdown'): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.tick) clearInterval(this.tick);
+    this.rulesClock.stop();
     await this.applier.idle();
     await this.rt.poller.stop();
     if (this.started) {
@@ -299,11 +299,12 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.publishState();
   }
 
-  /** Run the rules, then (the tick, not a reading) the data path's clocks once a second, the state and the light. */
-  private evaluate(tick = true): void {
+  /** Run the rules, arm their next deadline; on a heartbeat (rules-clock.ts) also the light, and about once a second the data path's clocks and the state (events and switches publish it at once). */
+  evaluate(tick = true): void {
     if (this.stopped) return;
     try {
       this.handle(this.engine.evaluate(this.clock.mono()));
+      this.rulesClock.arm(this.engine.nextDeadline(this.clock.mono()));
     } catch (e) {
       this.safety.rulesFailed(e);
       return;
@@ -312,7 +313,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
     this.counters.evaluations++;
     if (!tick) return;
     const mono = this.clock.mono();
-    if (mono - this.lastAggTick >= 1000) {
+    if (mono - this.lastAggTick >= 750) {
       this.lastAggTick = mono;
       this.dataPath('aggregates', () => {
         const now = this.now();
@@ -321,14 +322,12 @@ export class Gateway extends EventEmitter implements ApplyHost {
         for (const u of this.uplinks) u.tick?.(now);
       });
       this.storage.tick();
-      // what changes without an event or a switch (both publish at once): once a second is enough
       this.dataPath('state', () => this.publishState());
     }
     this.dataPath('light', () => this.view.updateLight());
   }
 
-  /** Run a data-path job; its failure is logged (once per message), never thrown into the control path. */
-  /** @internal */
+  /** @internal Run a data-path job; its failure is logged (once per message), never thrown into the control path. */
   dataPath(what: string, job: () => void): void {
     try {
       job();
@@ -346,7 +345,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
    */
   async failSafe(reason: string): Promise<void> {
     this.stopped = true;
-    if (this.tick) clearInterval(this.tick);
+    this.rulesClock.stop();
     await this.safety.failSafe(reason);
   }
 

@@ -3,7 +3,7 @@
  * every call takes `now`, so a fake clock drives it through any scenario. The outputs it holds are
  * the states the rules *want*; the output manager (outputs.ts) makes the relays follow and reads them back.
  */
-import type { DustgateEvent, EventOrigin } from '../contract.js';
+import type { EventOrigin } from '../contract.js';
 import { ruleInputs, type Metric } from '../metrics.js';
 import { usable, type Reading } from '../reading.js';
 import type { AlertLevel, Rules } from './schema.js';
@@ -26,56 +26,9 @@ import {
   type SweepState,
 } from './decisions.js';
 import { MeanWindows } from './windows.js';
+import type { EngineConfig, OutputCommand, OutputRequestResult, OutputState, RuleEvent } from './types.js';
 
-/** An output as the rules see it (the config's outputs have this shape and more). */
-export interface OutputSettings {
-  device: string;
-  channel: number;
-  kind?: 'road' | 'greenbelt';
-  pulseMs?: number;
-  maxOnS?: number;
-  minOffS?: number;
-}
-
-/** An input as the rules see it. */
-export interface InputSettings {
-  device: string;
-  channel: number;
-  kind: 'video-trigger' | 'earthwork-activity';
-  debounceMs: number;
-}
-
-export interface EngineConfig {
-  rules: Rules;
-  outputs: Record<string, OutputSettings>;
-  inputs: Record<string, InputSettings>;
-  /** metric → device whose value the rules use */
-  sources: Partial<Record<Metric, string>>;
-  timezone: string;
-}
-
-/** The events the rules (and the gateway) record: the contract's union (gateway/contract.ts). */
-export type RuleEvent = DustgateEvent;
-
-export interface OutputCommand {
-  output: string;
-  on: boolean;
-  reason: string;
-}
-
-export interface OutputRequestResult {
-  ok: boolean;
-  code?: BlockReason | 'min_off_time' | 'unknown_output' | 'alarm_active';
-  message?: string;
-}
-
-interface OutputState {
-  on: boolean;
-  since: number;
-  offSince: number | null;
-  /** pulse outputs and timed commands: switch off at this time */
-  offAt: number | null;
-}
+export type { EngineConfig, InputSettings, OutputCommand, OutputRequestResult, OutputSettings, RuleEvent } from './types.js';
 
 type AlarmMetric = 'pm10' | 'pm25' | 'tsp' | 'noise';
 const DEFAULT_PULSE_MS = 500;
@@ -197,6 +150,33 @@ export class RulesEngine {
     this.pending = [];
     this.commands = [];
     return out;
+  }
+
+  /**
+   * The earliest time after `now` at which `evaluate` can change something with no new reading: a
+   * pulse or timed command ends, an output reaches maxOnS or the end of its minOffS, a spray or rest
+   * phase ends, the temperature goes stale, sweeping may resume. Infinity: none. What else moves with
+   * time alone (means as samples age out, night hours, the ban window) changes slowly; the gateway
+   * evaluates for it at least once a second.
+   */
+  nextDeadline(now: number): number {
+    let next = Infinity;
+    const at = (t: number) => {
+      if (t > now && t < next) next = t;
+    };
+    for (const [name, o] of Object.entries(this.outputs)) {
+      if (o.on && o.offAt !== null) at(o.offAt);
+      if (!this.guarded(name)) continue;
+      const { maxOnS, minOffS } = this.limitsOf(name);
+      if (o.on) at(o.since + maxOnS * 1000);
+      else if (o.offSince !== null) at(o.offSince + minOffS * 1000);
+    }
+    if (this.spray.phase !== 'idle') at(this.spray.until);
+    // sprinklingAllowed: stale strictly after tempMaxAgeS
+    const t = this.latest.temperature;
+    if (t) at(t.t + this.rules.sprinkling.tempMaxAgeS * 1000 + 1);
+    if (this.sweep.stopped && this.sweep.belowSince !== null) at(this.sweep.belowSince + this.rules.sweeping.resumeAfterS * 1000);
+    return next;
   }
 
   /** Ingest readings and evaluate. */

@@ -235,6 +235,8 @@ export async function startInProcess(
     io?: IoKind;
     /** firmata: serve the board speaking StandardFirmata on a real pty, opened as a real Arduino is (firmata.js, native serialport) */
     boardOnPty?: boolean;
+    /** the rules' heartbeat (default here 50 ms; the gateway's own default is 1000) */
+    tickMs?: number;
   },
 ): Promise<InProcessRig> {
   const io = o.io ?? 'modbus';
@@ -268,7 +270,7 @@ export async function startInProcess(
     binding: sim.binding,
     firmataIo: o.boardOnPty ? undefined : sim.firmataIo,
     logger: pino({ level: 'error' }),
-    tickMs: 50,
+    tickMs: o.tickMs ?? 50,
     reopenMaxMs: io === 'firmata' ? 500 : undefined,
   });
   gw.clock.synced = o.clockSynced ?? true; // NTP has set the clock unless a test says otherwise
