@@ -9,6 +9,7 @@ import type { DeviceDefinition, FrameDeviceDefinition, ModbusDeviceDefinition, V
 import { channelMetric } from './devices/helpers.js';
 import { DriverError, isDriverError, type DriverErrorCode } from './errors.js';
 import type { Exchange } from './line.js';
+import type { ModbusRequest, ModbusResult } from './modbus/pdu.js';
 
 export interface DeviceCounters {
   requests: number;
@@ -186,35 +187,59 @@ export class DeviceClient extends DeviceHealth implements GatewayDevice {
   }
 
   /** Read every metric (and channel) of the device once. */
-  async read(): Promise<Values> {
+  read(): Promise<Values> {
+    const def = this.definition;
+    let p: Promise<Values>;
     try {
-      const def = this.definition;
       if (def.kind === 'firmata') throw new DriverError('invalid_argument', 'a firmata-io device is driven by FirmataDevice', this.ctx);
-      const values = def.kind === 'modbus' ? await this.readModbus(def) : await this.readFrame(def);
-      this.markSuccess();
-      return values;
+      p = def.kind === 'modbus' ? this.readModbus(def) : this.readFrame(def);
     } catch (e) {
-      this.markMiss();
-      throw e;
+      p = Promise.reject(e);
     }
+    // one promise per read on top of the requests' (not an async frame for each layer: issue 17)
+    return p.then(this.onReadOk, this.onReadFail);
   }
+  private readonly onReadOk = (values: Values): Values => {
+    this.markSuccess();
+    return values;
+  };
+  private readonly onReadFail = (e: unknown): never => {
+    this.markMiss();
+    throw e;
+  };
 
   private async readModbus(def: ModbusDeviceDefinition): Promise<Values> {
     const t = this.opts.timeoutMs;
     const results: { block: ReadBlock; words: number[] }[] = [];
     for (const block of this.blocks) {
-      const r = await this.counted(() => this.bus.modbus(this.unit, { fn: block.fn, address: block.address, count: block.count }, t, this.ctx));
+      const r = await this.request(block, t);
       if (r.fn !== 3 && r.fn !== 4) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
       results.push({ block, words: r.registers });
     }
     const values = decodeBlocks(def.registers, results);
     for (const bank of [def.coils, def.discreteInputs]) {
       if (!bank) continue;
-      const r = await this.counted(() => this.bus.modbus(this.unit, { fn: bank.fn, address: bank.address, count: bank.count }, t, this.ctx));
+      const r = await this.request(bank, t);
       if (r.fn !== 1 && r.fn !== 2) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
       r.bits.forEach((b, i) => (values[channelMetric(i + 1)] = b ? 1 : 0));
     }
     return values;
+  }
+
+  /** One counted Modbus request (what `counted` does, without its closure and async frame: the poll's hot path). */
+  private request(req: ModbusRequest, t: number | undefined): Promise<ModbusResult> {
+    this.counters.requests++;
+    const t0 = performance.now();
+    return this.bus.modbus(this.unit, req, t, this.ctx).then(
+      (r) => {
+        this.counters.ok++;
+        this.counters.lastRttMs = Math.round((performance.now() - t0) * 100) / 100;
+        return r;
+      },
+      (e: unknown) => {
+        throw this.noteError(e);
+      },
+    );
   }
 
   private async readFrame(def: FrameDeviceDefinition): Promise<Values> {
