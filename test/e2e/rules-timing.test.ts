@@ -27,28 +27,29 @@ function offAfter(r: InProcessRig, output: string): Promise<number> {
 }
 
 describe('rules on their deadlines', () => {
-  it('a 500 ms pulse ends after 500 ms (three times, at different phases of the heartbeat), a 1 s command after 1 s; the coils follow', async () => {
+  it('a 500 ms pulse ends after 500 ms (four times, at different phases of the heartbeat), a 1 s command after 1 s; the coils follow', async () => {
     rig = await startInProcess('dust-event', { factor: 1, startMs: JUNE_10AM, pollMs: 5000, tickMs: 1000, rules: { dustAlarm: { onWarn: [] } } });
     const r = rig;
     const pulses: number[] = [];
-    for (const pause of [0, 330, 660]) {
+    for (const pause of [0, 250, 500, 750]) {
       await new Promise((res) => setTimeout(res, pause));
       const off = offAfter(r, 'cameraTrigger');
       expect(r.gw.requestOutput('cameraTrigger', true).ok).toBe(true);
       pulses.push(await off);
       await waitFor(() => r.relays.overrides.ch3 === 0 && r.gw.outputs.actual.cameraTrigger === 'off', 3000);
     }
-    // on the heartbeat alone a pulse would end 500–1500 ms after it began
+    // on the heartbeat alone a pulse would end 500–1500 ms after it began (all four under 850 ms: about
+    // one chance in seventy); the bound leaves 350 ms for a busy test machine
     for (const ms of pulses) expect(ms, pulses.join(', ')).toBeGreaterThanOrEqual(495);
-    for (const ms of pulses) expect(ms, pulses.join(', ')).toBeLessThan(700);
-    expect(r.relays.coilLog.filter((c) => c.channel === 3).map((c) => c.on)).toEqual([true, false, true, false, true, false]);
+    for (const ms of pulses) expect(ms, pulses.join(', ')).toBeLessThan(850);
+    expect(r.relays.coilLog.filter((c) => c.channel === 3).map((c) => c.on)).toEqual([true, false, true, false, true, false, true, false]);
 
     await waitFor(() => r.gw.state().sprinkling.allowed, 15_000);
     const off = offAfter(r, 'sprinkler');
     expect(r.gw.requestOutput('sprinkler', true, { durationS: 1 }).ok).toBe(true);
     const ms = await off;
     expect(ms).toBeGreaterThanOrEqual(995);
-    expect(ms).toBeLessThan(1200);
+    expect(ms).toBeLessThan(1350);
     await waitFor(() => r.relays.overrides.ch1 === 0 && r.gw.outputs.actual.sprinkler === 'off', 3000);
   }, 60_000);
 });
