@@ -9,7 +9,6 @@ import type { DeviceDefinition, FrameDeviceDefinition, ModbusDeviceDefinition, V
 import { channelMetric } from './devices/helpers.js';
 import { DriverError, isDriverError, type DriverErrorCode } from './errors.js';
 import type { Exchange } from './line.js';
-import type { ModbusRequest, ModbusResult } from './modbus/pdu.js';
 
 export interface DeviceCounters {
   requests: number;
@@ -123,18 +122,26 @@ export abstract class DeviceHealth extends EventEmitter {
     return err;
   }
 
-  /** One counted request. */
-  protected async counted<T>(op: () => Promise<T>): Promise<T> {
+  /** One counted request (no async frame of its own: it is on every poll's path). */
+  protected counted<T>(op: () => Promise<T>): Promise<T> {
     this.counters.requests++;
     const t0 = performance.now();
+    let p: Promise<T>;
     try {
-      const r = await op();
-      this.counters.ok++;
-      this.counters.lastRttMs = Math.round((performance.now() - t0) * 100) / 100;
-      return r;
+      p = op();
     } catch (e) {
-      throw this.noteError(e);
+      p = Promise.reject(e);
     }
+    return p.then(
+      (r) => {
+        this.counters.ok++;
+        this.counters.lastRttMs = Math.round((performance.now() - t0) * 100) / 100;
+        return r;
+      },
+      (e: unknown) => {
+        throw this.noteError(e);
+      },
+    );
   }
 
   protected markSuccess(): void {
@@ -212,35 +219,20 @@ export class DeviceClient extends DeviceHealth implements GatewayDevice {
     const t = this.opts.timeoutMs;
     const results: { block: ReadBlock; words: number[] }[] = [];
     for (const block of this.blocks) {
-      const r = await this.request(block, t);
+      const r = await this.counted(() => this.bus.modbus(this.unit, block, t, this.ctx));
       if (r.fn !== 3 && r.fn !== 4) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
       results.push({ block, words: r.registers });
     }
     const values = decodeBlocks(def.registers, results);
     for (const bank of [def.coils, def.discreteInputs]) {
       if (!bank) continue;
-      const r = await this.request(bank, t);
+      const r = await this.counted(() => this.bus.modbus(this.unit, bank, t, this.ctx));
       if (r.fn !== 1 && r.fn !== 2) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
       r.bits.forEach((b, i) => (values[channelMetric(i + 1)] = b ? 1 : 0));
     }
     return values;
   }
 
-  /** One counted Modbus request (what `counted` does, without its closure and async frame: the poll's hot path). */
-  private request(req: ModbusRequest, t: number | undefined): Promise<ModbusResult> {
-    this.counters.requests++;
-    const t0 = performance.now();
-    return this.bus.modbus(this.unit, req, t, this.ctx).then(
-      (r) => {
-        this.counters.ok++;
-        this.counters.lastRttMs = Math.round((performance.now() - t0) * 100) / 100;
-        return r;
-      },
-      (e: unknown) => {
-        throw this.noteError(e);
-      },
-    );
-  }
 
   private async readFrame(def: FrameDeviceDefinition): Promise<Values> {
     const opens = this.bus.line.counters.opens;
