@@ -89,6 +89,8 @@ export class Aggregator {
   private minute = { start: 0, end: 0 };
   private known: { of: readonly string[] | undefined; set: Set<string> } = { of: undefined, set: new Set() };
   private readonly keys = new Map<string, Map<string, string>>();
+  /** key → end of the last period closed under it: a sample (or a part) that comes after its period closed is too late, never a second period */
+  private readonly closedUntil = new Map<string, number>();
 
   constructor(
     private readonly timeZone: string,
@@ -120,6 +122,7 @@ export class Aggregator {
         b = undefined;
       }
       if (!b) {
+        if (start < (this.closedUntil.get(key) ?? -Infinity)) continue; // late sample of a minute a tick closed
         b = newBucket(start, end);
         this.open.set(key, b);
         if (end < this.nextDue) this.nextDue = end;
@@ -152,7 +155,9 @@ export class Aggregator {
   }
 
   private close(device: string, metric: string, period: Period, b: Bucket): Aggregate[] {
-    this.open.delete(`${device}\u0000${metric}\u0000${period}`);
+    const closedKey = `${device}\u0000${metric}\u0000${period}`;
+    this.open.delete(closedKey);
+    this.closedUntil.set(closedKey, b.end);
     const need = (metricDef(metric)?.validity ?? GB3095)[period];
     const valid = b.n >= need;
     const agg: Aggregate = {
@@ -179,6 +184,7 @@ export class Aggregator {
       ub = undefined;
     }
     if (!ub) {
+      if (bounds.start < (this.closedUntil.get(key) ?? -Infinity)) return out; // a part of a period already closed
       ub = newBucket(bounds.start, bounds.end);
       this.open.set(key, ub);
       if (ub.end < this.nextDue) this.nextDue = ub.end;

@@ -66,6 +66,26 @@ describe('aggregates', () => {
     expect(new Date(periodBounds('hour', t, 'Asia/Kolkata').start).toISOString()).toBe('2026-06-01T17:30:00.000Z');
   });
 
+  it('a sample that comes after its minute was closed is dropped: no period is made twice, in any order', () => {
+    const t0 = cst('2026-06-01T10:59:00');
+    const a = new Aggregator(TZ, ['pm10']);
+    const out: Aggregate[] = [];
+    out.push(...a.add(ok(t0 + 10_000, 80)));
+    // the clock closes 10:59 (and with it the hour) two seconds after its end; a sample of 10:59 comes later still
+    out.push(...a.tick(t0 + 62_000));
+    out.push(...a.add(ok(t0 + 59_900, 500)));
+    out.push(...a.add(ok(t0 + 61_000, 90)), ...a.add(ok(t0 + 59_950, 500)));
+    out.push(...a.tick(t0 + 125_000));
+    const starts = out.map((x) => `${x.period} ${new Date(x.start).toISOString()}`);
+    expect(new Set(starts).size, starts.join(', ')).toBe(starts.length);
+    expect(out.filter((x) => x.period === 'minute').map((x) => [x.start, x.mean])).toEqual([
+      [t0, 80],
+      [t0 + 60_000, 90],
+    ]);
+    // 10:00–11:00 closed once, with its one minute (the late samples not in it); 11:00 is still open
+    expect(out.filter((x) => x.period === 'hour').map((x) => [x.start, x.count, x.max])).toEqual([[cst('2026-06-01T10:00:00'), 1, 80]]);
+  });
+
   it('mostly device faults make an invalid minute flagged D', () => {
     const t0 = cst('2026-06-01T10:00:00');
     const a = new Aggregator(TZ, ['pm10']);
