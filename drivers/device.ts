@@ -33,6 +33,8 @@ export type DeviceStatus = 'unknown' | 'online' | 'offline';
  */
 export interface GatewayDevice extends EventEmitter {
   readonly id: string;
+  /** the line the device is on (devices on one line are read one after another) */
+  readonly bus: object;
   readonly unit: number;
   readonly pollMs: number;
   readonly offlineAfter: number;

@@ -1,8 +1,9 @@
 /**
  * The poller turns devices into readings: each device is read every `pollMs` (or on its backoff
- * while offline). All devices of a line share the line's queue, so a dead device costs the line
- * one timeout per backoff step and never stalls the others. 'idle': no read is in flight (a poll
- * cycle has ended; the gateway writes its readings together).
+ * while offline). The devices of a line are read one after another by the line's loop, earliest
+ * due first, so a dead device costs the line one timeout per backoff step and never stalls the
+ * others. 'idle': every line's loop has gone back to sleep and no read is in flight (a poll cycle
+ * has ended; the gateway writes its readings together).
  */
 import { EventEmitter } from 'node:events';
 import type { GatewayDevice } from '../drivers/device.js';
@@ -27,12 +28,32 @@ export interface PollerOptions {
   logger?: Logger;
 }
 
+/** A device's place in its line's loop: when its next poll is due (waiting) or when the one in flight started (monotonic ms). */
+interface Slot {
+  readonly d: GatewayDevice;
+  readonly line: LineLoop;
+  at: number;
+  inFlight: boolean;
+}
+
+/** The devices that share one line (a Modbus bus, a Firmata board), read one after another by one loop. */
+interface LineLoop {
+  readonly slots: Slot[];
+  timer: NodeJS.Timeout | undefined;
+  /** the loop's run now (between waking and going back to sleep) */
+  run: Promise<void> | undefined;
+  readonly wake: () => void;
+}
+
+/** A device due within this much of now is read in this round (a timer may fire a fraction of a ms early). */
+const DUE_SLACK_MS = 1;
+
 export class Poller extends EventEmitter {
   private running = false;
-  private timers = new Map<string, NodeJS.Timeout>();
-  private inFlight = new Set<Promise<void>>();
-  /** per device: when its next poll is due (waiting) or when the one in flight started (monotonic ms) */
-  private readonly due = new Map<string, { at: number; inFlight: boolean }>();
+  private readonly lines: LineLoop[] = [];
+  private readonly slots: Slot[] = [];
+  /** lines whose loop is reading now */
+  private active = 0;
   /** polls completed (read or failed), for the watchdog */
   completed = 0;
   private readonly now: () => number;
@@ -45,6 +66,22 @@ export class Poller extends EventEmitter {
     super();
     this.now = opts.now ?? Date.now;
     this.mono = opts.mono ?? (() => performance.now());
+    // One loop per line, not a timer and a queued read per device: a line carries one request at a
+    // time anyway, so its due devices are read one after another when it wakes (one timer a line,
+    // a device's read on the wire right after the one before it), and a write to an output on the
+    // line waits behind at most the one read in flight, not behind a whole cycle's queued reads.
+    const byLine = new Map<object, LineLoop>();
+    for (const d of devices) {
+      let line = byLine.get(d.bus);
+      if (!line) {
+        const l: LineLoop = { slots: [], timer: undefined, run: undefined, wake: () => this.wake(l) };
+        byLine.set(d.bus, (line = l));
+        this.lines.push(l);
+      }
+      const slot: Slot = { d, line, at: 0, inFlight: false };
+      line.slots.push(slot);
+      this.slots.push(slot);
+    }
     // readings a device reports by itself (a Firmata input edge), stamped with when it happened
     for (const d of devices)
       d.on('push', (values: Values, atMs: number) => {
@@ -68,33 +105,55 @@ export class Poller extends EventEmitter {
   start(): void {
     if (this.running) return;
     this.running = true;
-    for (const d of this.devices) this.schedule(d, 0);
+    const now = this.mono();
+    for (const s of this.slots) s.at = now;
+    for (const l of this.lines) {
+      clearTimeout(l.timer);
+      l.timer = setTimeout(l.wake, 0);
+    }
   }
 
-  private schedule(d: GatewayDevice, delay: number): void {
-    if (!this.running) return;
-    // one entry per device, updated in place (not two new objects a poll)
-    let due = this.due.get(d.id);
-    if (!due) this.due.set(d.id, (due = { at: 0, inFlight: false }));
-    due.at = this.mono() + delay;
-    due.inFlight = false;
-    const entry = due;
-    const timer = setTimeout(() => {
-      const started = this.mono();
-      entry.at = started;
-      entry.inFlight = true;
-      const p: Promise<void> = this.pollOnce(d).then(() => {
-        this.inFlight.delete(p);
-        this.completed++;
-        this.firstDone.add(d.id);
-        // keep the cadence: the next poll is due pollMs after this one started
-        const elapsed = this.mono() - started;
-        this.schedule(d, Math.min(d.nextDelayMs(), Math.max(0, d.nextDelayMs() - elapsed)));
-        if (!this.inFlight.size) this.emit('idle');
-      });
-      this.inFlight.add(p);
-    }, delay);
-    this.timers.set(d.id, timer);
+  private wake(line: LineLoop): void {
+    line.timer = undefined;
+    if (!this.running || line.run) return;
+    this.active++;
+    line.run = this.runLine(line).finally(() => {
+      line.run = undefined;
+      if (--this.active === 0) this.cycleEnded();
+    });
+  }
+
+  /** Read the line's due devices, earliest due first, until none is due; then sleep until the next is. */
+  private async runLine(line: LineLoop): Promise<void> {
+    while (this.running) {
+      let next: Slot | undefined;
+      for (const s of line.slots) if (!next || s.at < next.at) next = s;
+      if (!next) return;
+      const wait = next.at - this.mono();
+      if (wait > DUE_SLACK_MS) {
+        line.timer = setTimeout(line.wake, Math.ceil(wait));
+        return;
+      }
+      const due = next.at;
+      next.at = this.mono();
+      next.inFlight = true;
+      await this.pollOnce(next.d);
+      next.inFlight = false;
+      this.completed++;
+      this.firstDone.add(next.d.id);
+      // keep the cadence: the next poll is due pollMs after this one was due (so the devices of a line
+      // that were due together stay due together: one wake-up a cycle), or now when the line is behind
+      next.at = Math.max(due + next.d.nextDelayMs(), this.mono());
+    }
+  }
+
+  /** Every line has gone back to sleep: a poll cycle has ended (the gateway writes its readings together). */
+  private cycleEnded(): void {
+    try {
+      this.emit('idle');
+    } catch (e) {
+      this.emit('listener-error', 'idle', e);
+    }
   }
 
   /** One read; whatever a listener does with the result, the device is polled again. */
@@ -123,13 +182,16 @@ export class Poller extends EventEmitter {
   lagMs(readAllowanceMs: number): number {
     const now = this.mono();
     let worst = 0;
-    for (const d of this.due.values()) worst = Math.max(worst, now - d.at - (d.inFlight ? readAllowanceMs : 0));
+    // a device waiting on a line that is reading now waits in the line's turn, as a queued request would
+    for (const s of this.slots) worst = Math.max(worst, now - s.at - (s.inFlight || s.line.run ? readAllowanceMs : 0));
     return worst;
   }
 
   /** Reads in flight now (0 when 'idle' is emitted). */
   get readsInFlight(): number {
-    return this.inFlight.size;
+    let n = 0;
+    for (const s of this.slots) if (s.inFlight) n++;
+    return n;
   }
 
   /** Every device has finished its first poll (read or failed). */
@@ -140,8 +202,10 @@ export class Poller extends EventEmitter {
 
   async stop(): Promise<void> {
     this.running = false;
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
-    await Promise.all([...this.inFlight]);
+    for (const l of this.lines) {
+      clearTimeout(l.timer);
+      l.timer = undefined;
+    }
+    await Promise.all(this.lines.map((l) => l.run));
   }
 }

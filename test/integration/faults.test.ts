@@ -185,3 +185,35 @@ describe('a Modbus TCP peer that drops the connection', () => {
     }
   });
 });
+
+describe('an output on a busy line', () => {
+  it('a relay write waits behind the one read on the wire, not behind the rest of the cycle', async () => {
+    // ten heads and the relay module on one RS-485 line at 9600 baud (the simulator keeps wire time):
+    // a head's read is about 40 ms on the wire, a cycle about 450 ms
+    const heads = Array.from({ length: 10 }, (_, i) => ({ id: `h${i + 1}`, driver: 'cwt-weather-station', unit: i + 1, baudRate: 9600, values: { pm10: 80 } }));
+    rig = await startRig({ devices: [...heads, { id: 'relays', driver: 'waveshare-relay-8ch', unit: 11, baudRate: 9600 }] }, 'mock', { timeoutMs: 300 });
+    const clients = [...heads.map((h) => rig!.client(h.id, { pollMs: 1000 })), rig.client('relays', { pollMs: 1000 })];
+    const relays = clients.at(-1)!;
+    const poller = new Poller(clients);
+    const writes: number[] = [];
+    let writing = false;
+    // the first head's reading of a cycle is the moment the rules would switch (frost on the line)
+    poller.on('reading', (r: { device: string }) => {
+      if (r.device !== 'h1' || writing) return;
+      writing = true;
+      const t = performance.now();
+      void relays.writeChannel(1, writes.length % 2 === 0).then(() => {
+        writes.push(performance.now() - t);
+        writing = false;
+      });
+    });
+    poller.start();
+    await waitFor(() => writes.length >= 3, 10_000);
+    await poller.stop();
+    // a read on its own: the first head's (first in its cycle, so no wait in the line is in its time)
+    const read = clients[0]!.counters.lastRttMs ?? 0;
+    expect(read).toBeGreaterThan(20);
+    // the write's own frames are shorter than a read's; behind the rest of the cycle it would wait nine reads
+    for (const w of writes) expect(w, `writes ${writes.map((x) => x.toFixed(0))} ms, a read ${read.toFixed(0)} ms`).toBeLessThan(2 * read);
+  });
+});
