@@ -152,7 +152,7 @@ export class Poller extends EventEmitter {
     try {
       this.emit('idle');
     } catch (e) {
-      this.emit('listener-error', 'idle', e);
+      this.listenerFailed('idle', e);
     }
   }
 
@@ -171,7 +171,16 @@ export class Poller extends EventEmitter {
       if (reading) this.emit('reading', reading);
       else this.emit('read-error', d.id, error);
     } catch (e) {
-      this.emit('listener-error', d.id, e);
+      this.listenerFailed(d.id, e);
+    }
+  }
+
+  /** A listener threw: say so, and never let it end the line's loop (its devices would not be read again). */
+  private listenerFailed(what: string, e: unknown): void {
+    try {
+      this.emit('listener-error', what, e);
+    } catch {
+      // the one who would be told threw as well: nothing left to tell
     }
   }
 

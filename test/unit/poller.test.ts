@@ -170,3 +170,28 @@ describe('poller', () => {
     expect(ok.starts.map((s) => s - t0)).toEqual([50, 100, 200, 300, 450, 500, 600, 700, 850, 900, 1000]);
   });
 });
+
+describe('poller and its listeners', () => {
+  it('a listener that throws (and one told of it that throws too) does not end the line: its devices are read on', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const d = new FakeDevice('d', {}, 100, 1);
+    const p = poll([d]);
+    const told: string[] = [];
+    p.on('reading', () => {
+      throw new Error('reading listener');
+    });
+    p.on('idle', () => {
+      throw new Error('idle listener');
+    });
+    p.on('listener-error', (what: string) => {
+      told.push(what);
+      throw new Error('listener-error listener');
+    });
+    p.start();
+    await vi.advanceTimersByTimeAsync(1000);
+    await stop(p);
+    expect(d.starts.length).toBeGreaterThanOrEqual(10);
+    expect(told.filter((w) => w === 'd').length).toBeGreaterThanOrEqual(10);
+    expect(told).toContain('idle');
+  });
+});
