@@ -235,7 +235,6 @@ export class DeviceClient extends DeviceHealth implements GatewayDevice {
     return values;
   }
 
-
   private async readFrame(def: FrameDeviceDefinition): Promise<Values> {
     const opens = this.bus.line.counters.opens;
     if (this.initializedForOpen !== opens) {

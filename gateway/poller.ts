@@ -34,6 +34,8 @@ interface Slot {
   readonly line: LineLoop;
   at: number;
   inFlight: boolean;
+  /** polled at least once (read or failed) */
+  polled: boolean;
 }
 
 /** The devices that share one line (a Modbus bus, a Firmata board), read one after another by one loop. */
@@ -78,7 +80,7 @@ export class Poller extends EventEmitter {
         byLine.set(d.bus, (line = l));
         this.lines.push(l);
       }
-      const slot: Slot = { d, line, at: 0, inFlight: false };
+      const slot: Slot = { d, line, at: 0, inFlight: false, polled: false };
       line.slots.push(slot);
       this.slots.push(slot);
     }
@@ -140,7 +142,10 @@ export class Poller extends EventEmitter {
       await this.pollOnce(next.d);
       next.inFlight = false;
       this.completed++;
-      this.firstDone.add(next.d.id);
+      if (!next.polled) {
+        next.polled = true;
+        this.firstPolled++;
+      }
       // keep the cadence: the next poll is due pollMs after this one was due (so the devices of a line
       // that were due together stay due together: one wake-up a cycle), or now when the line is behind
       next.at = Math.max(due + next.d.nextDelayMs(), this.mono());
@@ -205,9 +210,9 @@ export class Poller extends EventEmitter {
 
   /** Every device has finished its first poll (read or failed). */
   get firstCycleDone(): boolean {
-    return this.firstDone.size === this.devices.length;
+    return this.firstPolled === this.slots.length;
   }
-  private readonly firstDone = new Set<string>();
+  private firstPolled = 0;
 
   async stop(): Promise<void> {
     this.running = false;

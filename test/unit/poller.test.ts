@@ -73,8 +73,12 @@ describe('poller', () => {
     let idles = 0;
     p.on('idle', () => idles++);
     const t0 = Date.now();
+    expect(p.firstCycleDone).toBe(false);
     p.start();
-    await vi.advanceTimersByTimeAsync(2000);
+    await vi.advanceTimersByTimeAsync(10); // d0–d2 read, d3 on the wire
+    expect(p.firstCycleDone).toBe(false);
+    await vi.advanceTimersByTimeAsync(1990);
+    expect(p.firstCycleDone).toBe(true);
     await stop(p);
     // never two reads of one line at once
     const spans = devs.flatMap((d) => d.starts.map((s, i) => [s, d.ends[i]!] as const)).sort((a, b) => a[0] - b[0]);
