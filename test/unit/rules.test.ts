@@ -16,6 +16,7 @@ import {
   initialSweep,
 } from '../../gateway/rules/decisions.js';
 import { RulesEngine, type EngineConfig } from '../../gateway/rules/engine.js';
+import { MeanWindows } from '../../gateway/rules/windows.js';
 import type { Reading } from '../../gateway/reading.js';
 
 const TZ = 'Asia/Shanghai';
@@ -141,6 +142,39 @@ describe('sweeping stop (Beaufort of the 2-minute mean)', () => {
       for (const w of [0.7, 1, 120, 300, 3600]) expect(meanOver(samples, now, w, true)).toBe(meanOver(samples, now, w));
     expect(meanOver(samples, -1, 120, true)).toBeNull();
     expect(meanOver([{ t: 5, v: 1 }], 5, 120, true)).toBe(1);
+  });
+  it('the windows (typed arrays, running sums) give the mean of a scan over the same samples, as they grow, age out, fall out of order or take a wild value', () => {
+    // a seeded walk: readings every ~1 s with gaps, pruned to 300 s, means over 0.7–3600 s; against meanOver over a plain copy
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 48271) % 0x7fffffff) / 0x7fffffff);
+    for (const variant of ['in order', 'late sample', 'NaN', 'huge']) {
+      const w = new MeanWindows();
+      let copy: { t: number; v: number }[] = [];
+      let t = 0;
+      for (let k = 0; k < 3000; k++) {
+        t += rnd() < 0.02 ? 400_000 : 500 + Math.floor(rnd() * 1000); // now and then a gap longer than the window: it empties
+        let s = { t, v: Math.round(rnd() * 3000) / 10 };
+        if (k === 1500 && variant === 'late sample') s = { t: t - 5_000, v: 1 };
+        if (k === 1500 && variant === 'NaN') s = { t, v: Number.NaN };
+        if (k === 1500 && variant === 'huge') s = { t, v: 1e300 };
+        w.push('pm10', s);
+        copy.push(s);
+        const from = t - 300_000;
+        w.prune(from);
+        let i = 0;
+        while (i < copy.length && copy[i]!.t <= from) i++;
+        copy = copy.slice(i);
+        expect(w.size('pm10')).toBe(copy.length);
+        for (const win of [0.7, 1, 120, 300, 3600])
+          for (const now of [t, t - 1, t + 250]) {
+            const want = meanOver(copy, now, win);
+            const got = w.mean('pm10', now, win);
+            if (want === null || !Number.isFinite(want)) expect(got).toBe(want);
+            else expect(got).toBeCloseTo(want, 9);
+          }
+      }
+    }
+    expect(new MeanWindows().mean('pm10', 0, 120)).toBeNull();
   });
   it('samples stamped before the last one (out of order) do not hide the window from its mean', () => {
     const e = engineAt(0);
