@@ -60,7 +60,7 @@ export function registerRunCommand(program: Command): void {
         // under systemd (Type=notify): READY after the first poll cycle, pings while the control loop runs
         const notifier = new SystemdNotifier(undefined, logger);
         const watchdog = new Watchdog(gw, notifier, { logger });
-        // NTP: asked every minute; until it has set the clock, records are flagged and HJ 212 may set the time
+        // NTP: asked every minute (every 10 once synchronised); until it has set the clock, records are flagged and HJ 212 may set the time
         const stopSync = watchClockSync(gw.clock, { logger });
         stopOnSignals(async () => {
           stopSync();
