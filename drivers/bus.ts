@@ -91,7 +91,8 @@ export class Bus {
 
   /** One Modbus request on this line (queued behind any other). */
   modbus(unit: number, req: ModbusRequest, timeoutMs = this.timeoutMs, ctx: Record<string, unknown> = {}): Promise<ModbusResult> {
-    const context = { bus: this.id, ...ctx };
+    // a device's context already names its bus (made once per device, not per request)
+    const context = ctx.bus === this.id ? ctx : { bus: this.id, ...ctx };
     let ex: Exchange<ModbusResult>;
     if (this.protocol === 'rtu') ex = rtuExchange(unit, req, timeoutMs, context);
     else if (this.protocol === 'tcp') ex = tcpExchange((this.tid = (this.tid + 1) & 0xffff), unit, req, timeoutMs, context);

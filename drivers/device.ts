@@ -176,6 +176,8 @@ export abstract class DeviceHealth extends EventEmitter {
 export class DeviceClient extends DeviceHealth implements GatewayDevice {
   readonly unit: number;
   private readonly blocks: ReadBlock[];
+  /** the relay and input banks read with every poll (made once, not per read) */
+  private readonly banks: NonNullable<ModbusDeviceDefinition['coils']>[] = [];
   private initializedForOpen = -1;
 
   constructor(
@@ -186,7 +188,8 @@ export class DeviceClient extends DeviceHealth implements GatewayDevice {
     super(opts);
     this.unit = opts.unit ?? definition.defaults.unit ?? 1;
     this.blocks = definition.kind === 'modbus' ? planReads(definition.registers) : [];
-    this.context = Object.freeze({ device: this.id, unit: this.unit });
+    this.context = Object.freeze({ bus: bus.id, device: this.id, unit: this.unit });
+    if (definition.kind === 'modbus') this.banks = [definition.coils, definition.discreteInputs].filter((b) => b !== undefined);
   }
 
   /** what every error of this device carries (made once: it goes with every request) */
@@ -226,8 +229,7 @@ export class DeviceClient extends DeviceHealth implements GatewayDevice {
       results.push({ block, words: r.registers });
     }
     const values = decodeBlocks(def.registers, results);
-    for (const bank of [def.coils, def.discreteInputs]) {
-      if (!bank) continue;
+    for (const bank of this.banks) {
       const r = await this.counted(() => this.bus.modbus(this.unit, bank, t, this.ctx));
       if (r.fn !== 1 && r.fn !== 2) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
       r.bits.forEach((b, i) => (values[channelMetric(i + 1)] = b ? 1 : 0));

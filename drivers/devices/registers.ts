@@ -39,11 +39,15 @@ function joinWords(hi: number, lo: number): number {
   return ((hi & 0xffff) * 0x10000 + (lo & 0xffff)) >>> 0;
 }
 
-/** Decode one register from its words (as read, in address order). */
-export function decodeRegister(spec: RegisterSpec, words: number[]): number {
+/** Decode one register from its words (as read, in address order), starting at `off`. */
+export function decodeRegister(spec: RegisterSpec, words: readonly number[], off = 0): number {
   let raw: number;
-  const [a = 0, b = 0] = words;
-  const [hi, lo] = spec.wordOrder === 'le' ? [b, a] : [a, b];
+  // read in place (no slice, no pairs: this runs for every metric of every poll)
+  const a = words[off] ?? 0;
+  const b = words[off + 1] ?? 0;
+  const le = spec.wordOrder === 'le';
+  const hi = le ? b : a;
+  const lo = le ? a : b;
   switch (spec.type) {
     case 'u16':
       raw = a & 0xffff;
@@ -96,10 +100,12 @@ export function encodeRegister(spec: RegisterSpec, value: number): number[] {
 export function decodeBlocks(registers: RegisterSpec[], blocks: { block: ReadBlock; words: number[] }[]): Values {
   const values: Values = {};
   for (const r of registers) {
-    const b = blocks.find((x) => x.block.fn === r.fn && r.address >= x.block.address && r.address + wordsOf(r.type) <= x.block.address + x.block.count);
-    if (!b) continue;
-    const off = r.address - b.block.address;
-    values[r.metric] = decodeRegister(r, b.words.slice(off, off + wordsOf(r.type)));
+    for (const b of blocks) {
+      const k = b.block;
+      if (k.fn !== r.fn || r.address < k.address || r.address + wordsOf(r.type) > k.address + k.count) continue;
+      values[r.metric] = decodeRegister(r, b.words, r.address - k.address);
+      break;
+    }
   }
   return values;
 }

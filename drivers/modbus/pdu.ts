@@ -97,7 +97,7 @@ export function decodeResponse(req: ModbusRequest, pdu: Uint8Array, context: Rec
     });
   }
   if (fn !== req.fn) throw new DriverError('bad_response', `reply has function ${fn}, expected ${req.fn}`, context);
-  const buf = Buffer.from(pdu.buffer, pdu.byteOffset, pdu.byteLength);
+  const buf = Buffer.isBuffer(pdu) ? pdu : Buffer.from(pdu.buffer, pdu.byteOffset, pdu.byteLength);
   switch (req.fn) {
     case 1:
     case 2: {
@@ -158,7 +158,7 @@ export function requestPduLength(pdu: Uint8Array): number | undefined {
 export type DecodedRequest = { ok: true; req: ModbusRequest } | { ok: false; fn: number; exception: number };
 
 export function decodeRequest(pdu: Uint8Array): DecodedRequest {
-  const buf = Buffer.from(pdu.buffer, pdu.byteOffset, pdu.byteLength);
+  const buf = Buffer.isBuffer(pdu) ? pdu : Buffer.from(pdu.buffer, pdu.byteOffset, pdu.byteLength);
   const fn = buf[0]!;
   const address = buf.length >= 3 ? buf.readUInt16BE(1) : 0;
   switch (fn) {

@@ -3,6 +3,21 @@ import { DriverError } from '../errors.js';
 import type { Exchange } from '../line.js';
 import { decodeResponse, encodeRequest, type ModbusRequest, type ModbusResult } from './pdu.js';
 
+/** The MBAP frame of a request: for reads (functions 1–4, every poll) written straight into one buffer. */
+function encodeTcpRequest(transactionId: number, unit: number, req: ModbusRequest): Buffer {
+  if (req.fn > 4) return encodeMbap(transactionId, unit, encodeRequest(req));
+  const r = req as { fn: 1 | 2 | 3 | 4; address: number; count: number };
+  const frame = Buffer.allocUnsafe(12);
+  frame.writeUInt16BE(transactionId & 0xffff, 0);
+  frame.writeUInt16BE(0, 2);
+  frame.writeUInt16BE(6, 4);
+  frame[6] = unit;
+  frame[7] = r.fn;
+  frame.writeUInt16BE(r.address, 8);
+  frame.writeUInt16BE(r.count, 10);
+  return frame;
+}
+
 export function encodeMbap(transactionId: number, unit: number, pdu: Buffer): Buffer {
   const frame = Buffer.allocUnsafe(7 + pdu.length);
   frame.writeUInt16BE(transactionId & 0xffff, 0);
@@ -32,14 +47,15 @@ export function tcpExchange(
   timeoutMs: number,
   ctx: Record<string, unknown> = {},
 ): Exchange<ModbusResult> {
-  const context = { ...ctx, unit };
+  // the device's context already names its unit (made once per device, not per request)
+  const context = ctx.unit === unit ? ctx : { ...ctx, unit };
   return {
-    tx: encodeMbap(transactionId, unit, encodeRequest(req)),
+    tx: encodeTcpRequest(transactionId, unit, req),
     timeoutMs,
     parse(rx) {
       let off = 0;
       for (;;) {
-        const f = parseMbap(rx.subarray(off));
+        const f = parseMbap(off ? rx.subarray(off) : rx);
         if (f === 'need') return undefined;
         if (f === 'invalid') return { fail: new DriverError('garbage', `invalid Modbus TCP header from ${unit}`, context) };
         off += f.length;
