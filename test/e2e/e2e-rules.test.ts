@@ -122,14 +122,17 @@ describe.each(IO_KINDS)('dust-event (outputs on %s)', (io) => {
     expect(pm10[0]!.value as number).toBeGreaterThan(150);
     expect(pm10[2]!.value as number).toBeLessThan(120);
     // the 5-minute mean of 165 passes 150 near 300 s; of 230 passes 200 near 460 s; of 100 falls below 120 near 1050 s
-    // (a device that went offline thins the samples a mean is taken over: say so if these fail)
+    // (a device that went offline thins the samples a mean is taken over: say so if these fail). The mean is of
+    // samples, so the first crossing moves with how densely the first minute (90 before the step to 165 at 60 s)
+    // was polled: with 236 samples in minute 0 against ~360 after (start-up on a loaded box) it came at 225 s.
+    // An alarm on the reading itself would come at 60 s: the bound is well after that, not at 300 s.
     const perMinute = new Map<number, number>();
     for (const x of r.sub.readings('head')) {
       const m = Math.floor(simT(r, x.ts as string) / 60);
       perMinute.set(m, (perMinute.get(m) ?? 0) + 1);
     }
     const health = `device status events: ${JSON.stringify(r.sub.events('device_status').map((e) => [e.device, e.status, simT(r, e.ts as string)]))}; head readings per scenario minute: ${JSON.stringify([...perMinute])}`;
-    expect(simT(r, pm10[0]!.ts), health).toBeGreaterThan(240);
+    expect(simT(r, pm10[0]!.ts), health).toBeGreaterThan(150);
     expect(simT(r, pm10[1]!.ts), health).toBeGreaterThan(400);
     expect(simT(r, pm10[2]!.ts), health).toBeGreaterThan(950);
 
