@@ -9,6 +9,7 @@ import type { DeviceDefinition, FrameDeviceDefinition, ModbusDeviceDefinition, V
 import { channelMetric } from './devices/helpers.js';
 import { DriverError, isDriverError, type DriverErrorCode } from './errors.js';
 import type { Exchange } from './line.js';
+import type { ModbusResult } from './modbus/pdu.js';
 
 export interface DeviceCounters {
   requests: number;
@@ -220,22 +221,48 @@ export class DeviceClient extends DeviceHealth implements GatewayDevice {
     throw e;
   };
 
-  private async readModbus(def: ModbusDeviceDefinition): Promise<Values> {
+  /**
+   * Every register block, then every relay and input bank, one request after another: one promise
+   * per request and no async frame (this is every poll's path: issue 17). A request's failure is
+   * counted by its code; a reply of the wrong kind fails the read without counting (as `counted`).
+   */
+  private readModbus(def: ModbusDeviceDefinition): Promise<Values> {
     const t = this.opts.timeoutMs;
+    const blocks = this.blocks;
+    const banks = this.banks;
     const results: { block: ReadBlock; words: number[] }[] = [];
-    for (const block of this.blocks) {
-      const r = await this.counted(() => this.bus.modbus(this.unit, block, t, this.ctx));
-      if (r.fn !== 3 && r.fn !== 4) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
-      results.push({ block, words: r.registers });
-    }
-    const values = decodeBlocks(def.registers, results);
-    for (const bank of this.banks) {
-      const r = await this.counted(() => this.bus.modbus(this.unit, bank, t, this.ctx));
-      if (r.fn !== 1 && r.fn !== 2) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
-      r.bits.forEach((b, i) => (values[channelMetric(i + 1)] = b ? 1 : 0));
-    }
-    return values;
+    let values: Values = {};
+    const step = (i: number): Promise<Values> | Values => {
+      const block = i < blocks.length ? blocks[i]! : undefined;
+      if (!block && i === blocks.length) values = decodeBlocks(def.registers, results);
+      const bank = block ? undefined : banks[i - blocks.length];
+      if (!block && !bank) return values;
+      this.counters.requests++;
+      const t0 = performance.now();
+      let p: Promise<ModbusResult>;
+      try {
+        p = this.bus.modbus(this.unit, (block ?? bank)!, t, this.ctx);
+      } catch (e) {
+        p = Promise.reject(e);
+      }
+      return p.then((r) => {
+        this.counters.ok++;
+        this.counters.lastRttMs = Math.round((performance.now() - t0) * 100) / 100;
+        if (block) {
+          if (r.fn !== 3 && r.fn !== 4) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
+          results.push({ block, words: r.registers });
+        } else {
+          if (r.fn !== 1 && r.fn !== 2) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
+          r.bits.forEach((b, k) => (values[channelMetric(k + 1)] = b ? 1 : 0));
+        }
+        return step(i + 1);
+      }, this.onRequestFail);
+    };
+    return Promise.resolve(step(0));
   }
+  private readonly onRequestFail = (e: unknown): never => {
+    throw this.noteError(e);
+  };
 
   private async readFrame(def: FrameDeviceDefinition): Promise<Values> {
     const opens = this.bus.line.counters.opens;

@@ -243,7 +243,7 @@ export class Line extends EventEmitter {
           }, silenceMs);
         }
       };
-      this.link.write(ex.tx).catch((e: unknown) => finish(() => reject(e)));
+      this.link.write(ex.tx, (e) => finish(() => reject(e)));
     });
   }
 }

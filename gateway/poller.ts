@@ -42,8 +42,9 @@ interface Slot {
 interface LineLoop {
   readonly slots: Slot[];
   timer: NodeJS.Timeout | undefined;
-  /** the loop's run now (between waking and going back to sleep) */
+  /** the loop's run now (between waking and going back to sleep); settled when it goes back to sleep */
   run: Promise<void> | undefined;
+  ran: (() => void) | undefined;
   readonly wake: () => void;
 }
 
@@ -76,7 +77,7 @@ export class Poller extends EventEmitter {
     for (const d of devices) {
       let line = byLine.get(d.bus);
       if (!line) {
-        const l: LineLoop = { slots: [], timer: undefined, run: undefined, wake: () => this.wake(l) };
+        const l: LineLoop = { slots: [], timer: undefined, run: undefined, ran: undefined, wake: () => this.wake(l) };
         byLine.set(d.bus, (line = l));
         this.lines.push(l);
       }
@@ -119,37 +120,66 @@ export class Poller extends EventEmitter {
     line.timer = undefined;
     if (!this.running || line.run) return;
     this.active++;
-    line.run = this.runLine(line).finally(() => {
-      line.run = undefined;
-      if (--this.active === 0) this.cycleEnded();
-    });
+    // one promise a run (what stop() waits for), not an async frame per read: issue 17
+    line.run = new Promise<void>((resolve) => (line.ran = resolve));
+    this.readNext(line);
   }
 
-  /** Read the line's due devices, earliest due first, until none is due; then sleep until the next is. */
-  private async runLine(line: LineLoop): Promise<void> {
-    while (this.running) {
-      let next: Slot | undefined;
-      for (const s of line.slots) if (!next || s.at < next.at) next = s;
-      if (!next) return;
-      const wait = next.at - this.mono();
-      if (wait > DUE_SLACK_MS) {
-        line.timer = setTimeout(line.wake, Math.ceil(wait));
-        return;
-      }
-      const due = next.at;
-      next.at = this.mono();
-      next.inFlight = true;
-      await this.pollOnce(next.d);
-      next.inFlight = false;
-      this.completed++;
-      if (!next.polled) {
-        next.polled = true;
-        this.firstPolled++;
-      }
-      // keep the cadence: the next poll is due pollMs after this one was due (so the devices of a line
-      // that were due together stay due together: one wake-up a cycle), or now when the line is behind
-      next.at = Math.max(due + next.d.nextDelayMs(), this.mono());
+  /** Read the line's next due device, earliest due first; when none is due, sleep until one is. */
+  private readNext(line: LineLoop): void {
+    let next: Slot | undefined;
+    if (this.running) for (const s of line.slots) if (!next || s.at < next.at) next = s;
+    if (!next) return this.sleep(line);
+    const wait = next.at - this.mono();
+    if (wait > DUE_SLACK_MS) {
+      line.timer = setTimeout(line.wake, Math.ceil(wait));
+      return this.sleep(line);
     }
+    const slot = next;
+    const due = slot.at;
+    slot.at = this.mono();
+    slot.inFlight = true;
+    let p: Promise<Values>;
+    try {
+      p = slot.d.read();
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      (values) => this.polled(line, slot, due, values, undefined),
+      (e: unknown) => this.polled(line, slot, due, undefined, e as DriverError),
+    );
+  }
+
+  /** One read done (values or error): hand it on; whatever a listener does with it, the line goes on. */
+  private polled(line: LineLoop, slot: Slot, due: number, values: Values | undefined, error: DriverError | undefined): void {
+    const d = slot.d;
+    try {
+      if (values) {
+        const ms = this.now();
+        this.emit('reading', { device: d.id, ts: new Date(ms).toISOString(), ms, values } satisfies RawReading);
+      } else this.emit('read-error', d.id, error);
+    } catch (e) {
+      this.listenerFailed(d.id, e);
+    }
+    slot.inFlight = false;
+    this.completed++;
+    if (!slot.polled) {
+      slot.polled = true;
+      this.firstPolled++;
+    }
+    // keep the cadence: the next poll is due pollMs after this one was due (so the devices of a line
+    // that were due together stay due together: one wake-up a cycle), or now when the line is behind
+    slot.at = Math.max(due + d.nextDelayMs(), this.mono());
+    this.readNext(line);
+  }
+
+  /** The line's loop goes back to sleep (its timer, if any, is armed). */
+  private sleep(line: LineLoop): void {
+    const ran = line.ran;
+    line.run = line.ran = undefined;
+    ran?.();
+    if (--this.active === 0) this.cycleEnded();
   }
 
   /** Every line has gone back to sleep: a poll cycle has ended (the gateway writes its readings together). */
@@ -158,25 +188,6 @@ export class Poller extends EventEmitter {
       this.emit('idle');
     } catch (e) {
       this.listenerFailed('idle', e);
-    }
-  }
-
-  /** One read; whatever a listener does with the result, the device is polled again. */
-  private async pollOnce(d: GatewayDevice): Promise<void> {
-    let reading: RawReading | undefined;
-    let error: DriverError | undefined;
-    try {
-      const values = await d.read();
-      const ms = this.now();
-      reading = { device: d.id, ts: new Date(ms).toISOString(), ms, values };
-    } catch (e) {
-      error = e as DriverError;
-    }
-    try {
-      if (reading) this.emit('reading', reading);
-      else this.emit('read-error', d.id, error);
-    } catch (e) {
-      this.listenerFailed(d.id, e);
     }
   }
 

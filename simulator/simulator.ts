@@ -187,7 +187,7 @@ export class Simulator {
       clock: this.clock,
       baudRate: this.lineBaud(ep.line),
       wireTime: this.opts.wireTime,
-      send: (d) => void link.write(d).catch(() => undefined),
+      send: (d) => link.write(d),
     });
     link.on('data', (d) => slave.receive(d));
     ep.link = link;
@@ -255,7 +255,7 @@ export class Simulator {
     ep.board.replug();
     await ep.pair.start();
     const link = await ep.pair.openSimEnd(57_600);
-    const wire = new FirmataWire(ep.board, (d) => void link.write(d).catch(() => undefined));
+    const wire = new FirmataWire(ep.board, (d) => link.write(d));
     link.on('data', (d) => wire.receive(d));
     ep.link = link;
     ep.wire = wire;

@@ -16,7 +16,11 @@ export interface ByteLink {
   readonly address: string;
   open(): Promise<void>;
   close(): Promise<void>;
-  write(data: Buffer): Promise<void>;
+  /**
+   * Send bytes. A write that cannot be made (the link is not open, the port refused it) is told to
+   * `onError`, at once or later; no promise per write (every request writes: issue 17).
+   */
+  write(data: Buffer, onError?: (e: DriverError) => void): void;
   /** False when the device behind an open link is known to be gone (its tty node vanished). */
   stillThere?(): boolean;
   on(event: 'data', cb: (d: Buffer) => void): this;
@@ -88,12 +92,12 @@ export class SerialLink extends EventEmitter implements ByteLink {
     await new Promise<void>((resolve) => port.close(() => resolve()));
   }
 
-  async write(data: Buffer): Promise<void> {
+  write(data: Buffer, onError?: (e: DriverError) => void): void {
     const port = this.port;
-    if (!port?.isOpen) throw new DriverError('closed', `${this.options.path} is not open`);
-    await new Promise<void>((resolve, reject) =>
-      port.write(data, (err) => (err ? reject(new DriverError('closed', `write to ${this.options.path} failed: ${err.message}`)) : resolve())),
-    );
+    if (!port?.isOpen) return onError?.(new DriverError('closed', `${this.options.path} is not open`));
+    port.write(data, (err) => {
+      if (err) onError?.(new DriverError('closed', `write to ${this.options.path} failed: ${err.message}`));
+    });
   }
 }
 
@@ -102,8 +106,6 @@ export interface SocketLinkOptions {
   port: number;
   connectTimeoutMs?: number;
 }
-
-const WRITTEN = Promise.resolve();
 
 export class SocketLink extends EventEmitter implements ByteLink {
   private socket: net.Socket | undefined;
@@ -156,12 +158,12 @@ export class SocketLink extends EventEmitter implements ByteLink {
     });
   }
 
-  write(data: Buffer): Promise<void> {
+  write(data: Buffer, onError?: (e: DriverError) => void): void {
     const s = this.socket;
-    if (!s || s.destroyed) return Promise.reject(new DriverError('closed', `${this.address} is not connected`));
+    if (!s || s.destroyed) return onError?.(new DriverError('closed', `${this.address} is not connected`));
     // no callback per write (an extra tick on every request): a write that fails errors and closes the
     // socket, and the line, told by 'close', fails the request in flight as `closed`
     s.write(data);
-    return WRITTEN;
   }
+
 }
