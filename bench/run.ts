@@ -152,18 +152,25 @@ async function tcpRate(): Promise<Result> {
 const TMP = mkdtempSync(path.join(os.tmpdir(), 'dustgate-bench-run-'));
 process.env.TMPDIR = TMP;
 const results: Result[] = [];
+/** Run one section and say how long it took (stderr: the table stays the only stdout). */
+async function section(name: string, f: () => Promise<Result | Result[]>): Promise<void> {
+  const t0 = performance.now();
+  const r = await f();
+  results.push(...(Array.isArray(r) ? r : [r]));
+  console.error(`bench: ${name} done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+}
 try {
-  results.push(await rtuEfficiency());
-  results.push(await tcpRate());
-  results.push(...(await drain()));
-  results.push(await bufferWrites());
-  results.push(...(await gatewayLoad()));
-  results.push(await firmataSwitching());
-  results.push(...(await cliStartup()));
-  results.push(...(await diskWrites()));
-  results.push(await arm64Rss());
-  results.push(...(await uplinkBytes()));
-  results.push(...(await fleetRecovery()));
+  await section('RTU line efficiency', rtuEfficiency);
+  await section('Modbus TCP rate', tcpRate);
+  await section('drain', drain);
+  await section('buffer writes', bufferWrites);
+  await section('50 devices at 1 Hz', () => gatewayLoad());
+  await section('Firmata switching', firmataSwitching);
+  await section('CLI start-up', cliStartup);
+  await section('SD card writes', diskWrites);
+  await section('arm64 RSS', arm64Rss);
+  await section('uplink bytes', uplinkBytes);
+  await section('fleet recovery', fleetRecovery);
 } finally {
   try {
     rmSync(TMP, { recursive: true, force: true, maxRetries: 3 });

@@ -61,14 +61,23 @@ export class ProbeTools {
 const TOOL_WAIT_MAX_MIN = 16;
 const tools = new ProbeTools();
 
-export async function probeClockSync(o: { run?: Run; flagFile?: string; tools?: ProbeTools } = {}): Promise<SyncState> {
+/**
+ * Was the box booted with systemd (what `sd_booted()` checks)? Without it `timedatectl` cannot
+ * answer ("System has not been booted with systemd as init system": containers, OpenRC boxes).
+ */
+export const systemdBooted = (dir = '/run/systemd/system') => existsSync(dir);
+
+/** Ask the box. `systemd: false` leaves `timedatectl` out (it cannot answer there; each ask is a fork). */
+export async function probeClockSync(o: { run?: Run; flagFile?: string; tools?: ProbeTools; systemd?: boolean } = {}): Promise<SyncState> {
   const t = o.tools ?? tools;
   const exec = o.run ?? ((cmd: string, args: string[]) => t.run(cmd, args));
-  try {
-    const v = (await exec('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'])).trim();
-    if (v === 'yes' || v === 'no') return { synced: v === 'yes', source: 'timedatectl', detail: `NTPSynchronized=${v}` };
-  } catch {
-    /* no systemd here, or no bus: ask the next */
+  if (o.systemd !== false) {
+    try {
+      const v = (await exec('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'])).trim();
+      if (v === 'yes' || v === 'no') return { synced: v === 'yes', source: 'timedatectl', detail: `NTPSynchronized=${v}` };
+    } catch {
+      /* no systemd here, or no bus: ask the next */
+    }
   }
   try {
     const out = await exec('chronyc', ['-n', 'tracking']);
@@ -89,13 +98,17 @@ export const SYNC_FIX =
 /**
  * Ask now, then every `everyMs` (1 min) while the clock is not known to be synchronised, and every
  * `syncedEveryMs` (10 min) once it is (a synchronised clock seldom loses it; each ask is a fork).
- * The gateway's clock learns the answer (what it flags its records by). Returns a stop function.
+ * The gateway's clock learns the answer (what it flags its records by). On a box not booted with
+ * systemd, `timedatectl` is not asked. Returns a stop function.
  */
 export function watchClockSync(
   clock: { synced: boolean | undefined },
   o: { logger?: { warn(o: object, m: string): void; info(o: object, m: string): void }; everyMs?: number; syncedEveryMs?: number; probe?: () => Promise<SyncState> } = {},
 ): () => void {
-  const probe = o.probe ?? (() => probeClockSync());
+  // the running gateway does not start timedatectl on a box not booted with systemd (the doctor, a
+  // one-shot, still asks it and says what it answered)
+  const systemd = systemdBooted();
+  const probe = o.probe ?? (() => probeClockSync({ systemd }));
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const ask = async () => {

@@ -4,7 +4,10 @@
  * is asked less often. Fake time; the far end (timedatectl, chronyc) is a function.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ProbeTools, probeClockSync, watchClockSync, type SyncState } from '../../gateway/clock-sync.js';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ProbeTools, probeClockSync, systemdBooted, watchClockSync, type SyncState } from '../../gateway/clock-sync.js';
 
 const NO_FLAG = '/nonexistent/dustgate-test/synchronized';
 
@@ -42,6 +45,23 @@ describe('clock sync probe', () => {
     const n = calls.length;
     expect(await ask()).toMatchObject({ synced: true });
     expect(calls.length).toBe(n + 1);
+  });
+
+  it('on a box not booted with systemd, timedatectl is not started; chronyc is asked instead', async () => {
+    const calls: string[] = [];
+    const exec = async (cmd: string): Promise<string> => {
+      calls.push(cmd);
+      if (cmd === 'timedatectl') return 'yes\n';
+      return 'Reference ID    : 0A000001\nLeap status     : Not synchronised\n';
+    };
+    expect(await probeClockSync({ run: exec, flagFile: NO_FLAG, systemd: false })).toMatchObject({ synced: false, source: 'chronyc' });
+    expect(calls).toEqual(['chronyc']);
+    // with systemd, timedatectl answers first
+    expect(await probeClockSync({ run: exec, flagFile: NO_FLAG })).toMatchObject({ synced: true, source: 'timedatectl' });
+    // sd_booted(): the directory systemd makes at boot
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dustgate-sd-'));
+    expect(systemdBooted(dir)).toBe(true);
+    expect(systemdBooted(path.join(dir, 'system'))).toBe(false);
   });
 
   afterEach(() => void vi.useRealTimers());
