@@ -127,25 +127,33 @@ export abstract class DeviceHealth extends EventEmitter {
 
   /** One counted request (no async frame of its own: it is on every poll's path). */
   protected counted<T>(op: () => Promise<T>): Promise<T> {
-    this.counters.requests++;
-    const t0 = performance.now();
+    const t0 = this.requestStarted();
     let p: Promise<T>;
     try {
       p = op();
     } catch (e) {
       p = Promise.reject(e);
     }
-    return p.then(
-      (r) => {
-        this.counters.ok++;
-        this.counters.lastRttMs = Math.round((performance.now() - t0) * 100) / 100;
-        return r;
-      },
-      (e: unknown) => {
-        throw this.noteError(e);
-      },
-    );
+    return p.then((r) => {
+      this.requestAnswered(t0);
+      return r;
+    }, this.requestFailed);
   }
+
+  /** A request goes out: counted; its start time (for the round trip) is returned. */
+  protected requestStarted(): number {
+    this.counters.requests++;
+    return performance.now();
+  }
+  /** A request started at `t0` was answered. */
+  protected requestAnswered(t0: number): void {
+    this.counters.ok++;
+    this.counters.lastRttMs = Math.round((performance.now() - t0) * 100) / 100;
+  }
+  /** A request failed: counted by its code, and passed on. */
+  protected readonly requestFailed = (e: unknown): never => {
+    throw this.noteError(e);
+  };
 
   protected markSuccess(): void {
     this.misses = 0;
@@ -224,7 +232,7 @@ export class DeviceClient extends DeviceHealth implements GatewayDevice {
   /**
    * Every register block, then every relay and input bank, one request after another: one promise
    * per request and no async frame (this is every poll's path: issue 17). A request's failure is
-   * counted by its code; a reply of the wrong kind fails the read without counting (as `counted`).
+   * counted by its code; a reply of the wrong kind fails the read without counting.
    */
   private readModbus(def: ModbusDeviceDefinition): Promise<Values> {
     const t = this.opts.timeoutMs;
@@ -237,8 +245,7 @@ export class DeviceClient extends DeviceHealth implements GatewayDevice {
       if (!block && i === blocks.length) values = decodeBlocks(def.registers, results);
       const bank = block ? undefined : banks[i - blocks.length];
       if (!block && !bank) return values;
-      this.counters.requests++;
-      const t0 = performance.now();
+      const t0 = this.requestStarted();
       let p: Promise<ModbusResult>;
       try {
         p = this.bus.modbus(this.unit, (block ?? bank)!, t, this.ctx);
@@ -246,8 +253,7 @@ export class DeviceClient extends DeviceHealth implements GatewayDevice {
         p = Promise.reject(e);
       }
       return p.then((r) => {
-        this.counters.ok++;
-        this.counters.lastRttMs = Math.round((performance.now() - t0) * 100) / 100;
+        this.requestAnswered(t0);
         if (block) {
           if (r.fn !== 3 && r.fn !== 4) throw new DriverError('bad_response', 'unexpected reply', this.ctx);
           results.push({ block, words: r.registers });
@@ -256,13 +262,10 @@ export class DeviceClient extends DeviceHealth implements GatewayDevice {
           r.bits.forEach((b, k) => (values[channelMetric(k + 1)] = b ? 1 : 0));
         }
         return step(i + 1);
-      }, this.onRequestFail);
+      }, this.requestFailed);
     };
     return Promise.resolve(step(0));
   }
-  private readonly onRequestFail = (e: unknown): never => {
-    throw this.noteError(e);
-  };
 
   private async readFrame(def: FrameDeviceDefinition): Promise<Values> {
     const opens = this.bus.line.counters.opens;
