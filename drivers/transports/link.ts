@@ -165,5 +165,4 @@ export class SocketLink extends EventEmitter implements ByteLink {
     // socket, and the line, told by 'close', fails the request in flight as `closed`
     s.write(data);
   }
-
 }
