@@ -303,8 +303,9 @@ export class Gateway extends EventEmitter implements ApplyHost {
   evaluate(tick = true): void {
     if (this.stopped) return;
     try {
-      this.handle(this.engine.evaluate(this.clock.mono()));
-      this.rulesClock.arm(this.engine.nextDeadline(this.clock.mono()));
+      const now = this.clock.mono(); // one instant for both: a later reading could pass the deadline named
+      this.handle(this.engine.evaluate(now));
+      this.rulesClock.arm(this.engine.nextDeadline(now));
     } catch (e) {
       this.safety.rulesFailed(e);
       return;
@@ -362,7 +363,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
   setAlertLevel(level: Parameters<RulesEngine['setAlertLevel']>[0], why: EventOrigin = {}): void {
     this.engine.setAlertLevel(level, this.clock.mono(), why);
     this.dataPath('alert level', () => this.store.setMeta('alertLevel', level));
-    this.handle(this.engine.evaluate(this.clock.mono()));
+    this.evaluate(false); // its deadlines (a spray phase) armed like any other
     this.publishState();
   }
 

@@ -45,12 +45,18 @@ export class RulesClock {
     if (this.running && this.o.mono() - this.lastBeat >= this.o.periodMs * 0.75) this.heartbeat();
   }
 
-  /** Run at `deadline` (monotonic ms) unless a timer already runs earlier; Infinity or the past: nothing. */
+  /**
+   * Run at `deadline` (monotonic ms) unless a timer already runs earlier; Infinity or NaN: nothing. A
+   * deadline already reached runs on the next turn of the loop: the engine names a moment after the
+   * instant it evaluated, and the clock may pass it before this is called (dropping it would leave a
+   * pulse or a timed command on until the next heartbeat).
+   */
   arm(deadline: number): void {
+    if (!this.running || !Number.isFinite(deadline)) return;
+    const now = this.o.mono();
     // a timer still armed for a moment already past (a scaled test clock) does not hold a new one back
-    if (!this.running || !(deadline < this.dueAt || this.dueAt <= this.o.mono())) return;
-    const wait = deadline - this.o.mono();
-    if (!(wait > 0)) return;
+    if (!(deadline < this.dueAt || this.dueAt <= now)) return;
+    const wait = Math.max(0, deadline - now);
     clearTimeout(this.deadlineTimer);
     this.dueAt = deadline;
     // libuv counts whole ms and may fire up to one early: a deadline still ahead is re-armed by the run
