@@ -29,6 +29,11 @@ export const HOUR_MIN_VALID = GB3095.hour;
 export const DAY_MIN_VALID = GB3095.day;
 
 interface Bucket {
+  device: string;
+  metric: string;
+  period: Period;
+  /** closed (by a later sample or a tick): a device's slot holding it looks again */
+  closed: boolean;
   start: number;
   end: number;
   sum: number;
@@ -38,7 +43,30 @@ interface Bucket {
   flags: Partial<Record<Flag, number>>;
 }
 
-const newBucket = (start: number, end: number): Bucket => ({ start, end, sum: 0, n: 0, min: Infinity, max: -Infinity, flags: {} });
+const newBucket = (device: string, metric: string, period: Period, { start, end }: { start: number; end: number }): Bucket => ({
+  device,
+  metric,
+  period,
+  closed: false,
+  start,
+  end,
+  sum: 0,
+  n: 0,
+  min: Infinity,
+  max: -Infinity,
+  flags: {},
+});
+
+/**
+ * A device's minute buckets in the order its readings list their metrics (a device's readings have
+ * one shape): a sample finds its bucket by position, without two map lookups per metric.
+ */
+interface DeviceSlots {
+  names: string[];
+  /** the bucket's key; '' for a metric not aggregated */
+  keys: string[];
+  buckets: (Bucket | undefined)[];
+}
 
 const offsetFormats = new Map<string, Intl.DateTimeFormat>();
 const offsetCache = new Map<string, { hour: number; offset: number }>();
@@ -88,7 +116,7 @@ export class Aggregator {
   /** the minute `add` saw last, the metrics it keeps (as a set), each device's bucket keys: made once, not per reading */
   private minute = { start: 0, end: 0 };
   private known: { of: readonly string[] | undefined; set: Set<string> } = { of: undefined, set: new Set() };
-  private readonly keys = new Map<string, Map<string, string>>();
+  private slots = new Map<string, DeviceSlots>();
   /** key → end of the last period closed under it: a sample (or a part) that comes after its period closed is too late, never a second period */
   private readonly closedUntil = new Map<string, number>();
 
@@ -107,15 +135,26 @@ export class Aggregator {
     if (!(r.ts >= this.minute.start && r.ts < this.minute.end)) this.minute = periodBounds('minute', r.ts, this.timeZone);
     const { start, end } = this.minute;
     const names = this.metrics ?? metricNames();
-    if (names !== this.known.of) this.known = { of: names, set: new Set(names) };
-    let keys = this.keys.get(r.device);
-    if (!keys) this.keys.set(r.device, (keys = new Map()));
+    if (names !== this.known.of) {
+      this.known = { of: names, set: new Set(names) };
+      this.slots = new Map();
+    }
+    let dev = this.slots.get(r.device);
+    if (!dev) this.slots.set(r.device, (dev = { names: [], keys: [], buckets: [] }));
+    let i = -1;
     for (const metric in r.flags) {
-      if (!this.known.set.has(metric)) continue;
+      i++;
+      if (dev.names[i] !== metric) {
+        // another shape than the device's last reading: this position's metric, looked up once
+        dev.names[i] = metric;
+        dev.keys[i] = this.known.set.has(metric) ? `${r.device}\u0000${metric}\u0000minute` : '';
+        dev.buckets[i] = undefined;
+      }
+      const key = dev.keys[i]!;
+      if (!key) continue;
       const flag = r.flags[metric]!;
-      let key = keys.get(metric);
-      if (key === undefined) keys.set(metric, (key = `${r.device}\u0000${metric}\u0000minute`));
-      let b = this.open.get(key);
+      let b = dev.buckets[i];
+      if (!b || b.closed) b = this.open.get(key);
       if (b && b.start !== start) {
         if (r.ts < b.start) continue; // late sample of a closed minute
         out.push(...this.close(r.device, metric, 'minute', b));
@@ -123,10 +162,11 @@ export class Aggregator {
       }
       if (!b) {
         if (start < (this.closedUntil.get(key) ?? -Infinity)) continue; // late sample of a minute a tick closed
-        b = newBucket(start, end);
+        b = newBucket(r.device, metric, 'minute', this.minute);
         this.open.set(key, b);
         if (end < this.nextDue) this.nextDue = end;
       }
+      dev.buckets[i] = b;
       b.flags[flag] = (b.flags[flag] ?? 0) + 1;
       const v = r.values[metric];
       if ((flag === 'N' || flag === 'T') && v !== undefined && Number.isFinite(v)) {
@@ -143,11 +183,9 @@ export class Aggregator {
   tick(now: number): Aggregate[] {
     if (now < this.nextDue + this.graceMs) return [];
     const out: Aggregate[] = [];
+    // a bucket closed in a pass leaves the map (allowed while iterating); one it opens is of the next period, closed in its own pass
     for (const period of ['minute', 'hour', 'day'] as const) {
-      for (const [key, b] of [...this.open]) {
-        const [device, metric, p] = key.split('\u0000') as [string, string, Period];
-        if (p === period && b.end + this.graceMs <= now) out.push(...this.close(device, metric, period, b));
-      }
+      for (const b of this.open.values()) if (b.period === period && b.end + this.graceMs <= now) out.push(...this.close(b.device, b.metric, period, b));
     }
     this.nextDue = Infinity;
     for (const b of this.open.values()) if (b.end < this.nextDue) this.nextDue = b.end;
@@ -157,6 +195,7 @@ export class Aggregator {
   private close(device: string, metric: string, period: Period, b: Bucket): Aggregate[] {
     const closedKey = `${device}\u0000${metric}\u0000${period}`;
     this.open.delete(closedKey);
+    b.closed = true;
     this.closedUntil.set(closedKey, b.end);
     const need = (metricDef(metric)?.validity ?? GB3095)[period];
     const valid = b.n >= need;
@@ -185,7 +224,7 @@ export class Aggregator {
     }
     if (!ub) {
       if (bounds.start < (this.closedUntil.get(key) ?? -Infinity)) return out; // a part of a period already closed
-      ub = newBucket(bounds.start, bounds.end);
+      ub = newBucket(device, metric, up, bounds);
       this.open.set(key, ub);
       if (ub.end < this.nextDue) this.nextDue = ub.end;
     }

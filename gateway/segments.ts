@@ -21,6 +21,8 @@ export const KIND_OF: Record<string, RecordKind> = { t: 'telemetry', e: 'event',
 export const SEGMENT_RECORDS = 50;
 export const SEGMENT_BYTES = 16 * 1024;
 export const COMPACT_EVERY = 64;
+/** Bytes of the newest rows kept in memory as well (the live batch is read from there). */
+export const TAIL_BYTES = 256 * 1024;
 
 export type { RecordBatch };
 
@@ -80,6 +82,14 @@ export class SegmentTable {
   /** rows from here on were written since the last compaction */
   private compactFrom = 0;
   private sinceCompact = 0;
+  /**
+   * The rows written by the latest appends, oldest first: every row of the table from `tail[0].first`
+   * on, as written. The uplink's next batch is usually exactly these (a cycle's records, sent soon
+   * after): read from here, not from the file. Anything that deletes or rewrites rows empties it, and
+   * so does an append whose transaction fails (`dropTail`).
+   */
+  private tail: Seg[] = [];
+  private tailBytes = 0;
   private readonly st;
 
   /** `db` has the `segments` and `meta` tables (a writable store creates them and migrates the one-row-per-record table first). */
@@ -164,11 +174,57 @@ export class SegmentTable {
       while (j < n && j - i < SEGMENT_RECORDS && (j === i || b + texts[j]!.length <= SEGMENT_BYTES)) b += texts[j++]!.length;
       const row = rowOf(texts.slice(i, j));
       this.st.insert.run(seqs[i], seqs[j - 1], code, row.bytes, row.lens, row.body);
+      this.keep({ first: seqs[i]!, last: seqs[j - 1]!, kind: code, bytes: row.bytes, lens: row.lens, body: row.body });
       bytes += row.bytes;
       i = j;
     }
     if (++this.sinceCompact >= COMPACT_EVERY) this.compact();
     return { seqs, bytes };
+  }
+
+  /** A row just written joins the tail; the oldest leave it past TAIL_BYTES. */
+  private keep(row: Seg): void {
+    this.tail.push(row);
+    this.tailBytes += row.body.length;
+    while (this.tailBytes > TAIL_BYTES && this.tail.length > 1) this.tailBytes -= this.tail.shift()!.body.length;
+  }
+
+  /** Forget the rows held in memory (a transaction that wrote them failed; rows were deleted or rewritten). */
+  dropTail(): void {
+    this.tail = [];
+    this.tailBytes = 0;
+  }
+
+  /** Run the transaction that appends: if it fails at any step (its commit too), the rows kept in memory are not in the file. */
+  appending<T>(txn: () => T): T {
+    try {
+      return txn();
+    } catch (e) {
+      this.dropTail();
+      throw e;
+    }
+  }
+
+  /**
+   * Rows of [from, to] are being deleted: the tail's oldest rows that lie wholly inside go (an ack of
+   * what it sent: the live case); any other row of the tail touched, and it is dropped. Only a prefix
+   * goes, so a delete that is rolled back leaves the tail still holding every row after its first.
+   */
+  private trimTail(from: number, to: number): void {
+    const t = this.tail;
+    let i = 0;
+    while (i < t.length && t[i]!.first >= from && t[i]!.last <= to) this.tailBytes -= t[i++]!.body.length;
+    if (i) this.tail = t.slice(i);
+    if (this.tail.some((r) => r.first <= to && r.last >= from)) this.dropTail();
+  }
+
+  /** The tail's rows holding seqs after `afterSeq`, if the tail holds every such row; else undefined. */
+  private tailAfter(afterSeq: number): Seg[] | undefined {
+    const t = this.tail;
+    if (!t.length || t[0]!.first > afterSeq + 1) return undefined;
+    let i = 0;
+    while (i < t.length && t[i]!.last <= afterSeq) i++;
+    return t.slice(i);
   }
 
   /** Merge the rows written since the last compaction where consecutive and of one kind (call inside a transaction). */
@@ -202,18 +258,20 @@ export class SegmentTable {
       bytes = r.bytes;
     }
     close();
+    if (merged) this.dropTail();
     // the last group may still grow with the next appends
     if (group.length) this.compactFrom = group[0]!.first;
     return merged;
   }
 
   /** The next batch after `afterSeq`: consecutive records of one kind, at most `max`, as pieces of bytes. */
-  batch(afterSeq: number, max: number): RecordBatch | undefined {
-    // which rows: their heads, stepped one at a time; then the bodies of exactly those rows
+  batch(afterSeq: number, max: number, fromFile = false): RecordBatch | undefined {
+    // which rows: their heads (from the tail, or stepped one at a time in the file); then the bodies of exactly those rows
+    const tail = fromFile ? undefined : this.tailAfter(afterSeq);
     const take: { r: SegHead; lo: number; hi: number }[] = [];
     let code: string | undefined;
     let count = 0;
-    for (const r of this.st.heads.iterate({ a: afterSeq, n: Math.max(1, max) }) as IterableIterator<SegHead>) {
+    for (const r of tail ?? (this.st.heads.iterate({ a: afterSeq, n: Math.max(1, max) }) as IterableIterator<SegHead>)) {
       code ??= r.kind;
       if (r.kind !== code) break;
       const lo = Math.max(r.first, afterSeq + 1);
@@ -227,7 +285,7 @@ export class SegmentTable {
       if (count >= max) break;
     }
     if (!count) return undefined;
-    const bodies = this.st.bodies.all(take[0]!.r.first, take[take.length - 1]!.r.first) as Buffer[];
+    const bodies = tail ? take.map((t) => (t.r as Seg).body) : (this.st.bodies.all(take[0]!.r.first, take[take.length - 1]!.r.first) as Buffer[]);
     const parts: Buffer[] = [];
     let bytes = 0;
     take.forEach(({ r, lo, hi }, i) => {
@@ -264,6 +322,7 @@ export class SegmentTable {
 
   /** Delete the records of [from, to] (cutting segments at the edges); returns how many and their text bytes. */
   cut(from: number, to: number): { count: number; bytes: number } {
+    this.trimTail(from, to);
     // the newest record is going: keep the counter where a restart finds it
     if (to >= this.lastSeq && this.savedSeq < this.lastSeq) {
       this.st.setMeta.run(String(this.lastSeq));

@@ -203,7 +203,7 @@ export class Store implements RecordBuffer {
    * the oldest telemetry is evicted (events only when no telemetry is left) and reported.
    */
   append(kind: RecordKind, bodies: string[]): { seqs: number[]; eviction?: Eviction } {
-    const seqs = this.appendTx(kind, bodies);
+    const seqs = this.table.appending(() => this.appendTx(kind, bodies));
     let eviction = this.bytes > this.capBytes ? this.evict() : undefined;
     // the files: look at the pages in use when the records could be near the cap (every 32 writes)
     if (this.pageCap && this.bytes > this.pageCap * 0.4 && (++this.sinceCheck >= 32 || this.bytes > this.pageCap * 0.8)) {

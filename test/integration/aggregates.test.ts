@@ -149,4 +149,46 @@ describe('annual report', () => {
       await gw.stop();
     }
   });
+  it('what a reading lists in which order does not change any aggregate: shapes that change from reading to reading, gaps, late samples, ticks', () => {
+    const t0 = cst('2026-06-01T10:00:00');
+    const metrics = ['pm10', 'pm25', 'noise', 'windSpeed'];
+    let seed = 11;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const stream: Reading[] = [];
+    for (let k = 0; k < 4000; k++) {
+      const device = `d${rnd(3)}`;
+      const ts = t0 + k * 1500 - (rnd(20) === 0 ? 70_000 : 0); // now and then a sample from a minute before
+      const kind = rnd(6);
+      const values: Record<string, number> = {};
+      const flags: Record<string, Reading['flags'][string]> = {};
+      for (const m of metrics) {
+        if (kind === 0) flags[m] = 'B'; // a failed poll
+        else if (kind === 1 && m === 'pm25') continue; // a metric missing
+        else {
+          values[m] = rnd(1000) / 10;
+          flags[m] = rnd(15) === 0 ? 'T' : 'N';
+        }
+      }
+      if (kind === 2) flags.rainfall = 'N'; // a metric the aggregator does not keep, first or last
+      stream.push({ device, ts, values, flags });
+    }
+    const run = (order: (keys: string[]) => string[]) => {
+      const a = new Aggregator(TZ, metrics);
+      const out: Aggregate[] = [];
+      stream.forEach((r, k) => {
+        const flags = Object.fromEntries(order(Object.keys(r.flags)).map((m) => [m, r.flags[m]!]));
+        out.push(...a.add({ ...r, flags }));
+        if (k % 97 === 0) out.push(...a.tick(r.ts)); // a tick now and then closes what no sample closed
+      });
+      out.push(...a.tick(t0 + 4000 * 1500 + 3600_000 * 2));
+      const key = (x: Aggregate) => `${x.period}|${x.start}|${x.device}|${x.metric}`;
+      return out.sort((x, y) => (key(x) < key(y) ? -1 : 1));
+    };
+    const sorted = run((keys) => keys.sort());
+    expect(sorted.filter((x) => x.period === 'minute').length).toBeGreaterThan(300);
+    expect(sorted.some((x) => x.period === 'hour')).toBe(true);
+    expect(run((keys) => keys.sort().reverse())).toEqual(sorted);
+    let turn = 0;
+    expect(run((keys) => (turn++ % 3 === 0 ? keys.reverse() : keys))).toEqual(sorted);
+  });
 });

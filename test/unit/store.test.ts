@@ -4,6 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { joinRanges, Store, withSeq } from '../../gateway/store.js';
 import { batchBody } from '../../gateway/record-buffer.js';
+import type { SegmentTable } from '../../gateway/segments.js';
 import { tempDir } from '../helpers/gateway-rig.js';
 
 const body = (i: number) => JSON.stringify({ ts: new Date(1_700_000_000_000 + i * 1000).toISOString(), device: 'head', values: { pm10: i }, flags: { pm10: 'N' } });
@@ -126,6 +127,53 @@ describe('store', () => {
       [1, 20],
       [30, 51],
     ]);
+    s.close();
+  });
+
+  it('the live batch read from the rows held in memory is byte for byte the batch read from the file, through appends, acks, cuts, compactions and a failed append', () => {
+    const s = new Store({ path: path.join(tempDir('store'), 'tail.db'), maxMB: 10 });
+    const table = (s as unknown as { table: SegmentTable }).table;
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const same = (after: number, max: number) => {
+      const mem = table.batch(after, max);
+      const file = table.batch(after, max, true);
+      expect(mem && { ...mem, parts: undefined, body: batchBody(mem).toString() }, `after ${after} max ${max}`).toEqual(file && { ...file, parts: undefined, body: batchBody(file).toString() });
+      return file;
+    };
+    let k = 0;
+    // 64 appends of one record each: merged into rows of 50 at the 64th (a batch of 60 takes one whole row)
+    for (let i = 0; i < 64; i++) s.append('telemetry', [body(++k)]);
+    expect(same(0, 60)).toMatchObject({ first: 1, last: 50 });
+    let cursor = 0;
+    let fromTail = 0;
+    for (let step = 0; step < 600; step++) {
+      const op = rnd(10);
+      if (op < 5) {
+        const n = 1 + rnd(op === 0 ? 120 : 8);
+        if (rnd(5) === 0) s.append('event', [JSON.stringify({ ts: 'x', type: 'e', text: '停止洒水'.repeat(rnd(3)) })]);
+        else s.append('telemetry', Array.from({ length: n }, () => body(++k)));
+      } else if (op < 7) {
+        const b = same(cursor, 1 + rnd(300));
+        if (b) cursor = b.last;
+      } else if (op < 9) {
+        const last = s.stats().lastSeq;
+        const from = 1 + rnd(Math.max(1, last));
+        s.ack(from, Math.min(last, from + rnd(60)));
+      } else cursor = rnd(cursor + 1); // republish: the cursor goes back
+      const before = fromTail;
+      if (table.batch(cursor, 50) !== undefined && (table as unknown as { tailAfter(a: number): unknown }).tailAfter(cursor)) fromTail = before + 1;
+      same(cursor, 1 + rnd(200));
+    }
+    expect(fromTail).toBeGreaterThan(50); // the memory path was taken, not only the file's
+    // an append whose transaction fails after its first row keeps nothing in memory that the file does not hold
+    const at = s.stats().lastSeq;
+    s.db.exec(`CREATE TRIGGER full BEFORE INSERT ON segments WHEN NEW.first > ${at + 50} BEGIN SELECT RAISE(ABORT, 'disk full'); END`);
+    expect(() => s.append('telemetry', Array.from({ length: 120 }, () => body(++k)))).toThrow(/disk full/);
+    expect(same(at, 100)).toBeUndefined();
+    s.db.exec('DROP TRIGGER full');
+    s.append('telemetry', [body(++k)]);
+    expect(same(at, 100)).toMatchObject({ count: 1 });
     s.close();
   });
 
