@@ -1,6 +1,6 @@
 /** A Bus is a Line plus the protocol spoken on it (Modbus RTU, Modbus TCP, or raw sensor frames). */
 
-import { DriverError } from './errors.js';
+import { contextWith, DriverError } from './errors.js';
 import { Line, wireTimeMs, type Exchange } from './line.js';
 import type { ModbusRequest, ModbusResult } from './modbus/pdu.js';
 import { rtuExchange } from './modbus/rtu.js';
@@ -91,8 +91,7 @@ export class Bus {
 
   /** One Modbus request on this line (queued behind any other). */
   modbus(unit: number, req: ModbusRequest, timeoutMs = this.timeoutMs, ctx: Record<string, unknown> = {}): Promise<ModbusResult> {
-    // a device's context already names its bus (made once per device, not per request)
-    const context = ctx.bus === this.id ? ctx : { bus: this.id, ...ctx };
+    const context = contextWith(ctx, 'bus', this.id);
     let ex: Exchange<ModbusResult>;
     if (this.protocol === 'rtu') ex = rtuExchange(unit, req, timeoutMs, context);
     else if (this.protocol === 'tcp') ex = tcpExchange((this.tid = (this.tid + 1) & 0xffff), unit, req, timeoutMs, context);

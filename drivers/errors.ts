@@ -30,6 +30,11 @@ export class DriverError extends Error {
   }
 }
 
+/** `ctx` naming `key` as `value`: `ctx` itself when it already does (a device's context is made once, not per request). */
+export function contextWith(ctx: Record<string, unknown>, key: 'bus' | 'unit', value: unknown): Record<string, unknown> {
+  return ctx[key] === value ? ctx : { ...ctx, [key]: value };
+}
+
 export function isDriverError(e: unknown): e is DriverError {
   return e instanceof DriverError;
 }

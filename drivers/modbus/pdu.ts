@@ -22,54 +22,52 @@ export type ModbusResult =
 
 export const SUPPORTED_FUNCTIONS = [1, 2, 3, 4, 5, 6, 15, 16] as const;
 
-export function encodeRequest(req: ModbusRequest): Buffer {
+/** Length in bytes of the request PDU for `req`. */
+export function requestLength(req: ModbusRequest): number {
+  return req.fn === 15 ? 6 + Math.ceil(req.values.length / 8) : req.fn === 16 ? 6 + req.values.length * 2 : 5;
+}
+
+/**
+ * Write the request PDU for `req` into `b` at `off` (`requestLength(req)` bytes). The framings write
+ * theirs around it (TCP's MBAP header, RTU's unit and CRC): one buffer per request.
+ */
+export function encodeRequestInto(req: ModbusRequest, b: Buffer, off: number): Buffer {
+  b[off] = req.fn;
+  b.writeUInt16BE(req.address, off + 1);
   switch (req.fn) {
     case 1:
     case 2:
     case 3:
-    case 4: {
-      const b = Buffer.alloc(5);
-      b[0] = req.fn;
-      b.writeUInt16BE(req.address, 1);
-      b.writeUInt16BE(req.count, 3);
-      return b;
-    }
-    case 5: {
-      const b = Buffer.alloc(5);
-      b[0] = 5;
-      b.writeUInt16BE(req.address, 1);
-      b.writeUInt16BE(req.value ? 0xff00 : 0x0000, 3);
-      return b;
-    }
-    case 6: {
-      const b = Buffer.alloc(5);
-      b[0] = 6;
-      b.writeUInt16BE(req.address, 1);
-      b.writeUInt16BE(req.value & 0xffff, 3);
-      return b;
-    }
+    case 4:
+      b.writeUInt16BE(req.count, off + 3);
+      break;
+    case 5:
+      b.writeUInt16BE(req.value ? 0xff00 : 0x0000, off + 3);
+      break;
+    case 6:
+      b.writeUInt16BE(req.value & 0xffff, off + 3);
+      break;
     case 15: {
       const bytes = Math.ceil(req.values.length / 8);
-      const b = Buffer.alloc(6 + bytes);
-      b[0] = 15;
-      b.writeUInt16BE(req.address, 1);
-      b.writeUInt16BE(req.values.length, 3);
-      b[5] = bytes;
+      b.writeUInt16BE(req.values.length, off + 3);
+      b[off + 5] = bytes;
+      b.fill(0, off + 6, off + 6 + bytes);
       req.values.forEach((v, i) => {
-        if (v) b[6 + (i >> 3)]! |= 1 << (i & 7);
+        if (v) b[off + 6 + (i >> 3)]! |= 1 << (i & 7);
       });
-      return b;
+      break;
     }
-    case 16: {
-      const b = Buffer.alloc(6 + req.values.length * 2);
-      b[0] = 16;
-      b.writeUInt16BE(req.address, 1);
-      b.writeUInt16BE(req.values.length, 3);
-      b[5] = req.values.length * 2;
-      req.values.forEach((v, i) => b.writeUInt16BE(v & 0xffff, 6 + i * 2));
-      return b;
-    }
+    case 16:
+      b.writeUInt16BE(req.values.length, off + 3);
+      b[off + 5] = req.values.length * 2;
+      req.values.forEach((v, i) => b.writeUInt16BE(v & 0xffff, off + 6 + i * 2));
+      break;
   }
+  return b;
+}
+
+export function encodeRequest(req: ModbusRequest): Buffer {
+  return encodeRequestInto(req, Buffer.allocUnsafe(requestLength(req)), 0);
 }
 
 /** Length in bytes of the normal (non-exception) response PDU to `req`. */

@@ -1,18 +1,22 @@
 /** Modbus RTU framing: unit + PDU + CRC-16, frames told apart by length and silence. */
-import { DriverError } from '../errors.js';
+import { contextWith, DriverError } from '../errors.js';
 import type { Exchange } from '../line.js';
-import { crcOk, withCrc } from './crc16.js';
-import { decodeResponse, encodeRequest, responsePduLength, type ModbusRequest, type ModbusResult } from './pdu.js';
+import { crc16modbus, crcOk } from './crc16.js';
+import { decodeResponse, encodeRequestInto, requestLength, responsePduLength, type ModbusRequest, type ModbusResult } from './pdu.js';
 
 export function encodeRtuRequest(unit: number, req: ModbusRequest): Buffer {
-  const pdu = encodeRequest(req);
-  return withCrc(Buffer.concat([Buffer.from([unit]), pdu]));
+  const len = requestLength(req);
+  const frame = Buffer.allocUnsafe(1 + len + 2);
+  frame[0] = unit;
+  encodeRequestInto(req, frame, 1);
+  frame.writeUInt16LE(crc16modbus(frame, 0, 1 + len), 1 + len);
+  return frame;
 }
 
 /** Build the exchange for one RTU request: accepts the first CRC-valid reply from `unit` for `req.fn` found in the received bytes. */
 export function rtuExchange(unit: number, req: ModbusRequest, timeoutMs: number, ctx: Record<string, unknown> = {}): Exchange<ModbusResult> {
   const full = 1 + responsePduLength(req) + 2;
-  const context = { ...ctx, unit };
+  const context = contextWith(ctx, 'unit', unit);
   const classify = (rx: Buffer, silent: boolean): DriverError | undefined => {
     if (rx.length === 0) return silent ? undefined : new DriverError('timeout', `no reply from unit ${unit} in ${timeoutMs} ms`, context);
     const ours = rx[0] === unit && (rx[1] === req.fn || rx[1] === (req.fn | 0x80));

@@ -1,29 +1,25 @@
 /** Modbus TCP framing: MBAP header (transaction id, protocol 0, length, unit) + PDU. */
-import { DriverError } from '../errors.js';
+import { contextWith, DriverError } from '../errors.js';
 import type { Exchange } from '../line.js';
-import { decodeResponse, encodeRequest, type ModbusRequest, type ModbusResult } from './pdu.js';
+import { decodeResponse, encodeRequestInto, requestLength, type ModbusRequest, type ModbusResult } from './pdu.js';
 
 /** The MBAP frame of a request: for reads (functions 1–4, every poll) written straight into one buffer. */
 function encodeTcpRequest(transactionId: number, unit: number, req: ModbusRequest): Buffer {
-  if (req.fn > 4) return encodeMbap(transactionId, unit, encodeRequest(req));
-  const r = req as { fn: 1 | 2 | 3 | 4; address: number; count: number };
-  const frame = Buffer.allocUnsafe(12);
+  const len = requestLength(req);
+  return encodeRequestInto(req, mbapHeader(Buffer.allocUnsafe(7 + len), transactionId, unit, len), 7);
+}
+
+/** The MBAP header of a frame carrying `pduLength` bytes of PDU, written at its start. */
+function mbapHeader(frame: Buffer, transactionId: number, unit: number, pduLength: number): Buffer {
   frame.writeUInt16BE(transactionId & 0xffff, 0);
   frame.writeUInt16BE(0, 2);
-  frame.writeUInt16BE(6, 4);
+  frame.writeUInt16BE(pduLength + 1, 4);
   frame[6] = unit;
-  frame[7] = r.fn;
-  frame.writeUInt16BE(r.address, 8);
-  frame.writeUInt16BE(r.count, 10);
   return frame;
 }
 
 export function encodeMbap(transactionId: number, unit: number, pdu: Buffer): Buffer {
-  const frame = Buffer.allocUnsafe(7 + pdu.length);
-  frame.writeUInt16BE(transactionId & 0xffff, 0);
-  frame.writeUInt16BE(0, 2);
-  frame.writeUInt16BE(pdu.length + 1, 4);
-  frame[6] = unit;
+  const frame = mbapHeader(Buffer.allocUnsafe(7 + pdu.length), transactionId, unit, pdu.length);
   pdu.copy(frame, 7);
   return frame;
 }
@@ -47,8 +43,7 @@ export function tcpExchange(
   timeoutMs: number,
   ctx: Record<string, unknown> = {},
 ): Exchange<ModbusResult> {
-  // the device's context already names its unit (made once per device, not per request)
-  const context = ctx.unit === unit ? ctx : { ...ctx, unit };
+  const context = contextWith(ctx, 'unit', unit);
   return {
     tx: encodeTcpRequest(transactionId, unit, req),
     timeoutMs,

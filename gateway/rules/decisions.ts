@@ -47,37 +47,6 @@ export function sprinklingAllowed(
   return { allowed: true, reason: null };
 }
 
-// ------------------------------------------------------------------ means
-
-/**
- * Mean of the samples in (now - windowS, now]; null when there are none. `sorted`: the samples are in
- * time order (the engine knows), so the scan starts at the window's first sample (found by
- * bisection) instead of the array's — same samples, same order of addition, same result.
- */
-export function meanOver(samples: readonly Sample[], now: number, windowS: number, sorted = false): number | null {
-  const from = now - windowS * 1000;
-  let i = 0;
-  if (sorted) {
-    // the first sample after `from` (binary search)
-    let hi = samples.length;
-    while (i < hi) {
-      const mid = (i + hi) >>> 1;
-      if (samples[mid]!.t > from) hi = mid;
-      else i = mid + 1;
-    }
-  }
-  let sum = 0;
-  let n = 0;
-  for (; i < samples.length; i++) {
-    const s = samples[i]!;
-    if (s.t > from && s.t <= now) {
-      sum += s.v;
-      n++;
-    }
-  }
-  return n ? sum / n : null;
-}
-
 // ------------------------------------------------------------------ sweeping
 
 export interface SweepState {

@@ -7,7 +7,7 @@
  * about a microsecond, so a mean that walked 300 sample objects cost more than the rest of the
  * evaluation: docs/benchmarks.md, ninth look.)
  * A sample stamped before the one ingested last, or a value that is not a finite number of sane
- * size, marks its window `exact`: its means add up the window sample by sample (meanOver's rule:
+ * size, marks its window `exact`: its means add up the window sample by sample (the same rule:
  * (now - windowS, now]) until the window empties.
  */
 import type { Metric } from '../metrics.js';

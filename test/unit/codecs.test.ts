@@ -4,6 +4,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { crc16modbus, crcOk } from '../../drivers/modbus/crc16.js';
 import { encodeRtuRequest, rtuExchange } from '../../drivers/modbus/rtu.js';
+import { encodeRequest, type ModbusRequest } from '../../drivers/modbus/pdu.js';
+import { tcpExchange } from '../../drivers/modbus/tcp.js';
 import { decodeRegister, encodeRegister, planReads } from '../../drivers/devices/registers.js';
 import { pms5003, pmsCommand, decodePmsFrame } from '../../drivers/devices/pms5003.js';
 import { sds011, SDS_QUERY } from '../../drivers/devices/sds011.js';
@@ -27,6 +29,24 @@ describe('Modbus RTU codec', () => {
     expect(encodeRtuRequest(1, { fn: 3, address: 0, count: 2 })).toEqual(frame(/read 2 holding/));
     expect(encodeRtuRequest(1, { fn: 5, address: 0, value: true })).toEqual(frame(/write single coil/));
     expect(encodeRtuRequest(1, { fn: 2, address: 0, count: 8 })).toEqual(frame(/discrete inputs/));
+  });
+
+  it('write requests are the PDUs of the Modbus Application Protocol spec (v1.1b3) examples, framed for RTU and TCP', () => {
+    // §6.6 write single register, §6.11 write multiple coils (10 coils from 20: CD 01), §6.12 write multiple registers
+    const cases: [ModbusRequest, string][] = [
+      [{ fn: 6, address: 1, value: 3 }, '06 0001 0003'],
+      [{ fn: 15, address: 0x13, values: [true, false, true, true, false, false, true, true, true, false] }, '0F 0013 000A 02 CD01'],
+      [{ fn: 16, address: 1, values: [0x000a, 0x0102] }, '10 0001 0002 04 000A 0102'],
+    ];
+    for (const [req, pdu] of cases) {
+      expect(encodeRequest(req)).toEqual(hex(pdu));
+      const rtu = encodeRtuRequest(17, req);
+      expect(rtu.subarray(0, -2)).toEqual(Buffer.concat([hex('11'), hex(pdu)]));
+      expect(crcOk(rtu)).toBe(true);
+      // MBAP: transaction id, protocol 0, length (unit + PDU), unit
+      const tcp = tcpExchange(0x1234, 17, req, 100).tx;
+      expect(tcp).toEqual(Buffer.concat([hex(`1234 0000 ${(hex(pdu).length + 1).toString(16).padStart(4, '0')} 11`), hex(pdu)]));
+    }
   });
 
   it('every vector frame carries a valid CRC', () => {
