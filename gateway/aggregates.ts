@@ -29,6 +29,8 @@ export const HOUR_MIN_VALID = GB3095.hour;
 export const DAY_MIN_VALID = GB3095.day;
 
 interface Bucket {
+  /** its key in the open map (device/metric/period) */
+  key: string;
   device: string;
   metric: string;
   period: Period;
@@ -43,7 +45,8 @@ interface Bucket {
   flags: Partial<Record<Flag, number>>;
 }
 
-const newBucket = (device: string, metric: string, period: Period, { start, end }: { start: number; end: number }): Bucket => ({
+const newBucket = (key: string, device: string, metric: string, period: Period, { start, end }: { start: number; end: number }): Bucket => ({
+  key,
   device,
   metric,
   period,
@@ -157,12 +160,12 @@ export class Aggregator {
       if (!b || b.closed) b = this.open.get(key);
       if (b && b.start !== start) {
         if (r.ts < b.start) continue; // late sample of a closed minute
-        out.push(...this.close(r.device, metric, 'minute', b));
+        out.push(...this.close(b));
         b = undefined;
       }
       if (!b) {
         if (start < (this.closedUntil.get(key) ?? -Infinity)) continue; // late sample of a minute a tick closed
-        b = newBucket(r.device, metric, 'minute', this.minute);
+        b = newBucket(key, r.device, metric, 'minute', this.minute);
         this.open.set(key, b);
         if (end < this.nextDue) this.nextDue = end;
       }
@@ -185,18 +188,18 @@ export class Aggregator {
     const out: Aggregate[] = [];
     // a bucket closed in a pass leaves the map (allowed while iterating); one it opens is of the next period, closed in its own pass
     for (const period of ['minute', 'hour', 'day'] as const) {
-      for (const b of this.open.values()) if (b.period === period && b.end + this.graceMs <= now) out.push(...this.close(b.device, b.metric, period, b));
+      for (const b of this.open.values()) if (b.period === period && b.end + this.graceMs <= now) out.push(...this.close(b));
     }
     this.nextDue = Infinity;
     for (const b of this.open.values()) if (b.end < this.nextDue) this.nextDue = b.end;
     return out;
   }
 
-  private close(device: string, metric: string, period: Period, b: Bucket): Aggregate[] {
-    const closedKey = `${device}\u0000${metric}\u0000${period}`;
-    this.open.delete(closedKey);
+  private close(b: Bucket): Aggregate[] {
+    const { device, metric, period } = b;
+    this.open.delete(b.key);
     b.closed = true;
-    this.closedUntil.set(closedKey, b.end);
+    this.closedUntil.set(b.key, b.end);
     const need = (metricDef(metric)?.validity ?? GB3095)[period];
     const valid = b.n >= need;
     const agg: Aggregate = {
@@ -219,12 +222,12 @@ export class Aggregator {
     const bounds = periodBounds(up, b.start, this.timeZone);
     let ub = this.open.get(key);
     if (ub && ub.start !== bounds.start) {
-      out.push(...this.close(device, metric, up, ub));
+      out.push(...this.close(ub));
       ub = undefined;
     }
     if (!ub) {
       if (bounds.start < (this.closedUntil.get(key) ?? -Infinity)) return out; // a part of a period already closed
-      ub = newBucket(device, metric, up, bounds);
+      ub = newBucket(key, device, metric, up, bounds);
       this.open.set(key, ub);
       if (ub.end < this.nextDue) this.nextDue = ub.end;
     }
