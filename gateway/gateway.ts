@@ -252,8 +252,7 @@ export class Gateway extends EventEmitter implements ApplyHost {
 
   /** A reading: the control path at once (outputs, rules), the data path (store, page, aggregates) with its cycle. */
   private onReading(raw: RawReading): void {
-    const rt = this.rt;
-    const cfg = rt.deviceConfig.get(raw.device);
+    const rt = this.rt, cfg = rt.deviceConfig.get(raw.device), clock = this.clock.recordFlag; // the clock's label as of the reading's ts: a correction may land before its data path runs
     const reading: Reading = { device: raw.device, ts: raw.ms ?? Date.parse(raw.ts), values: raw.values, flags: flagValues(raw.values, cfg?.ranges ?? {}) };
     rt.outputs.onReading(reading);
     // only readings the rules use need an evaluation now; the tick covers time and publishes the state
@@ -261,20 +260,20 @@ export class Gateway extends EventEmitter implements ApplyHost {
       this.engine.ingest(reading, this.clock.monoOf(reading.ts));
       this.evaluate(false);
     }
-    this.batch.hold(() => this.storeReading(reading, raw.ts)); // the data path: with its poll cycle
+    this.batch.hold(() => this.storeReading(reading, clock, raw.ts)); // the data path: with its poll cycle
   }
 
   private onReadError(device: string, _e: DriverError): void {
-    const r = commFailure(device, this.now(), this.rt.metricsOfDevice.get(device) ?? []);
-    this.batch.hold(() => this.storeReading(r));
+    const r = commFailure(device, this.now(), this.rt.metricsOfDevice.get(device) ?? []), clock = this.clock.recordFlag;
+    this.batch.hold(() => this.storeReading(r, clock));
   }
 
-  private storeReading(r: Reading, iso?: string): void {
+  private storeReading(r: Reading, clock: Readonly<Record<string, string>>, iso?: string): void {
     this.latest.observe(r, this.rt.sources);
     const closed = this.aggregator.add(r);
     if (closed.length) this.reports.closed(closed);
     const up = this.rt.report.pass(r); // the uplink's share (report strategies); the rest above saw every poll
-    if (up) this.batch.add('telemetry', telemetryBody(up, up.ts === r.ts ? iso : undefined, this.clock.recordFlag), up);
+    if (up) this.batch.add('telemetry', telemetryBody(up, up.ts === r.ts ? iso : undefined, clock), up);
   }
 
   /** @internal */

@@ -49,6 +49,9 @@ describe('time on a box without a real-time clock', () => {
     expect(before.length).toBeGreaterThan(0);
     expect(Math.abs(Date.parse(before[0]!.ts as string) - behind)).toBeLessThan(60_000);
     expect(Math.abs(Date.parse(after.at(-1)!.ts as string) - Date.now())).toBeLessThan(10_000);
+    // every reading's label is its own timestamp's: none taken before the correction is labelled with the platform's time
+    for (const x of after) expect(Math.abs(Date.parse(x.ts as string) - Date.now()), `${x.ts} labelled platform`).toBeLessThan(60_000);
+    for (const x of before) expect(Math.abs(Date.parse(x.ts as string) - behind), `${x.ts} labelled unsynced`).toBeLessThan(60_000);
     expect(r.sub.readings('head').every((x) => x.clock === 'unsynced' || x.clock === 'platform')).toBe(true);
     // and what goes to the platform is in its time too
     await waitFor(() => p.received.some((x) => x.cn === '2011' && Math.abs(parseHjTime(x.dataTime!, TZ) - Date.now()) < 10_000), 10_000, 50);
