@@ -2,10 +2,11 @@
  * Uplink bytes per day (issue: cellular data costs money): the construction-site example over the
  * simulator, its MQTT traffic counted on the wire by a TCP proxy in front of mosquitto (payload and
  * protocol overhead, both directions, as a SIM is billed), scaled to a day from a shorter run in
- * scenario time (a scaled clock). Twice: with today's behaviour (every poll of every device sent:
- * `report: { strategy: every }`) and with the defaults (relays and inputs on change with a 300 s
- * heartbeat). Target: the defaults ≤ 1/5 of every-poll, with every event, every relay and input
- * change and the same minute aggregates delivered (checked, else the row fails).
+ * scenario time (a scaled clock). Three runs, at once: today's behaviour (every poll of every device
+ * sent: `report: { strategy: every }`), the defaults (relays and inputs on change with a 300 s
+ * heartbeat) and the example as shipped (its head as 10 s means). Target: the example ≤ 1/5 of
+ * every-poll, with every event, every relay and input change and the same minute aggregates
+ * delivered (checked, else the row fails).
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -147,14 +148,15 @@ async function run(mode: Mode, scenarioS: number): Promise<Run> {
 
 export async function uplinkBytes(): Promise<Result[]> {
   const scenarioS = Number(process.env.BENCH_S) || (quick ? 75 : 300);
-  const every = await run('every', scenarioS);
+  // the three runs at once (each its own simulator, broker, proxy and gateway; bytes, not CPU, are
+  // counted): one run's real time instead of three
+  const [every, defaults, shipped] = await Promise.all([run('every', scenarioS), run('defaults', scenarioS), run('shipped', scenarioS)]);
   const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB/day`;
   const rows: Result[] = [{ name: `uplink bytes/day, construction site, every poll sent (today's behaviour; ${scenarioS} s)`, measured: mb(every.bytesPerDay), baseline: 'figure', ratio: 1, target: 'figure', pass: true }];
-  for (const [mode, what, limit] of [
-    ['defaults', 'default strategies (relays, inputs on change; sensors every poll)', undefined],
-    ['shipped', 'the example as shipped (+ head as 10 s means)', 0.2],
+  for (const [r, what, limit] of [
+    [defaults, 'default strategies (relays, inputs on change; sensors every poll)', undefined],
+    [shipped, 'the example as shipped (+ head as 10 s means)', 0.2],
   ] as const) {
-    const r = await run(mode, scenarioS);
     const ratio = r.bytesPerDay / every.bytesPerDay;
     const complete =
       r.events.received === r.events.recorded &&

@@ -167,10 +167,26 @@ export class StateView {
     for (const l of this.gw.rt.lights) l.setLight(p);
   }
 
-  state() {
+  state(snap = this.gw.engine.snapshot(this.gw.clock.mono())) {
     const devices: Record<string, string> = {};
     for (const [id, d] of this.gw.rt.devices) devices[id] = d.status;
-    return { ts: new Date(this.gw.now()).toISOString(), ...this.gw.engine.snapshot(this.gw.clock.mono()), outputs: { ...this.gw.rt.outputs.actual }, devices, storage: this.gw.storage.status().state };
+    return { ts: new Date(this.gw.now()).toISOString(), ...snap, outputs: { ...this.gw.rt.outputs.actual }, devices, storage: this.gw.storage.status().state };
+  }
+
+  /**
+   * The state without the time, the temperature and the wind mean, as one string: what decides whether
+   * P/state goes out. Built field by field (the heartbeat asks about once a second, and almost always
+   * nothing changed: building the whole state and stringifying it cost more than the rules' tick).
+   * Every other field of `state()` is in it; test/unit/state-key.test.ts changes each one.
+   */
+  stateKey(snap: ReturnType<RulesEngine['snapshot']>): string {
+    const { sprinkling: sp, sweeping: sw } = snap, sep = '\u0001';
+    let k = `${sp.allowed}${sep}${sp.reason}${sep}${sp.on}${sep}${sw.allowed}${sep}${sw.beaufort}${sep}${snap.alertLevel}${sep}${this.gw.storage.status().state}`;
+    for (const m in snap.alarms) k += `${sep}a${m}=${snap.alarms[m as keyof typeof snap.alarms]}`;
+    const actual = this.gw.rt.outputs.actual;
+    for (const o in actual) k += `${sep}o${o}=${actual[o]}`;
+    for (const [id, d] of this.gw.rt.devices) k += `${sep}d${id}=${d.status}`;
+    return k;
   }
 
   /** Buffer figures, at most once a second (the page and /metrics ask often). */
@@ -231,10 +247,11 @@ export class StateView {
 
   /** Publish P/state when something other than the time, the temperature or the wind mean changed. */
   publishState(): void {
-    const s = this.state();
-    const key = JSON.stringify({ ...s, ts: undefined, sprinkling: { ...s.sprinkling, temperature: undefined }, sweeping: { ...s.sweeping, windMean: undefined } });
+    const snap = this.gw.engine.snapshot(this.gw.clock.mono());
+    const key = this.stateKey(snap);
     if (key === this.lastStateKey) return;
     this.lastStateKey = key;
+    const s = this.state(snap);
     this.gw.uplink?.publishState(s, key);
     this.gw.emit('state', s);
   }
